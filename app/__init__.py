@@ -1,0 +1,1 @@
+"""The prediction service: loads a published model version and serves it over HTTP."""

@@ -1,0 +1,278 @@
+"""The model artifact contract, shared by training (writes) and serving (reads).
+
+A model repository follows TensorFlow Serving's layout::
+
+    <repository>/<name>/<version>/      version: a positive integer
+        model.keras                     the trained Keras model (reference, optional backend)
+        model.onnx                      the same network exported to ONNX (default backend)
+        metadata.json                   Metadata below, written last
+        ...                             anything else training adds (model card, plots)
+
+Writing is atomic: files are built in a hidden staging directory next to the versions and the
+whole directory is renamed into place, so a reader never sees a half-written version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+FORMAT_VERSION = 1
+KERAS_FILE = "model.keras"
+ONNX_FILE = "model.onnx"
+METADATA_FILE = "metadata.json"
+REQUIRED_FILES = (KERAS_FILE, ONNX_FILE)
+
+# Model names become directory names: keep them to a safe, portable alphabet.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_VERSION_DIR = re.compile(r"^[1-9][0-9]{0,17}$")
+_STAGING_PREFIX = ".staging-"
+_HASH_CHUNK = 1 << 20
+
+
+class ArtifactError(Exception):
+    """An artifact is missing, incomplete, corrupt or inconsistent; the message says which."""
+
+
+class FeatureRange(BaseModel):
+    """The closed interval of one feature's values seen in the training data."""
+
+    min: float
+    max: float
+
+
+class ParityCheck(BaseModel):
+    """Reference inputs with the Keras model's outputs; every backend must reproduce them."""
+
+    inputs: list[list[float]]
+    outputs: list[list[float]]
+    tolerance: float = 1e-5
+
+
+class DataSummary(BaseModel):
+    """Where the training data came from and a fingerprint that identifies it exactly."""
+
+    source: str
+    n_samples: int
+    fingerprint: str = Field(description="SHA-256 of the float64 feature and label matrices.")
+    label_frequencies: list[float] = Field(description="Fraction of samples with each label on.")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricSummary(BaseModel):
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+class CrossValidation(BaseModel):
+    """Repeated k-fold results: one metrics mapping per split, and their summary."""
+
+    n_splits: int
+    n_repeats: int
+    random_state: int
+    splits: list[dict[str, float]]
+    summary: dict[str, MetricSummary]
+
+
+class Metadata(BaseModel):
+    """Everything a server needs to know about one model version (``metadata.json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int = FORMAT_VERSION
+    name: str = Field(pattern=MODEL_NAME_PATTERN)
+    version: int = Field(default=0, ge=0, description="Set when the version is published.")
+    created_at: datetime
+    features: list[str] = Field(min_length=1)
+    labels: list[str] = Field(min_length=1)
+    thresholds: list[float] = Field(description="One decision threshold per label, in order.")
+    feature_ranges: list[FeatureRange]
+    data: DataSummary
+    training: dict[str, Any]
+    evaluation: CrossValidation | None = None
+    libraries: dict[str, str]
+    parity: ParityCheck
+    files: dict[str, str] = Field(default_factory=dict, description="File name → SHA-256.")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(f"unsupported artifact format {self.format_version}")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("feature names must be unique")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("label names must be unique")
+        if len(self.thresholds) != len(self.labels):
+            raise ValueError("one threshold per label is required")
+        if not all(0.0 <= t <= 1.0 for t in self.thresholds):
+            raise ValueError("thresholds must lie in [0, 1]")
+        if len(self.feature_ranges) != len(self.features):
+            raise ValueError("one feature range per feature is required")
+        if any(len(row) != len(self.features) for row in self.parity.inputs):
+            raise ValueError("parity inputs must have one value per feature")
+        if any(len(row) != len(self.labels) for row in self.parity.outputs):
+            raise ValueError("parity outputs must have one value per label")
+        return self
+
+
+def decide(
+    probabilities: NDArray[np.float32], thresholds: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """The meaning of a threshold, for training and serving alike: a label is on at or above it."""
+    return probabilities >= thresholds
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def list_versions(repository: Path, name: str) -> list[int]:
+    """Published versions of a model, oldest first; staging directories are never listed."""
+    model_dir = repository / name
+    if not re.match(MODEL_NAME_PATTERN, name) or not model_dir.is_dir():
+        return []
+    return sorted(
+        int(entry.name)
+        for entry in model_dir.iterdir()
+        if _VERSION_DIR.match(entry.name) and entry.is_dir()
+    )
+
+
+def version_path(repository: Path, name: str, version: int) -> Path:
+    return repository / name / str(version)
+
+
+def read_artifact(path: Path) -> Metadata:
+    """Read a published version's metadata and verify every file against its hash."""
+    try:
+        raw = (path / METADATA_FILE).read_bytes()
+    except OSError as error:
+        raise ArtifactError(f"{METADATA_FILE} is unreadable: {error.strerror}") from error
+    try:
+        metadata = Metadata.model_validate_json(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise ArtifactError(f"{METADATA_FILE} is invalid at {where}: {first['msg']}") from error
+    if path.name != str(metadata.version):
+        raise ArtifactError(f"{METADATA_FILE} says version {metadata.version}, not {path.name}")
+    _verify_files(path, metadata.files)
+    return metadata
+
+
+def _verify_files(path: Path, files: dict[str, str]) -> None:
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        raise ArtifactError(f"{METADATA_FILE} lists no hash for {', '.join(missing)}")
+    for name, expected in files.items():
+        file = path / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ArtifactError(f"{METADATA_FILE} names a file outside the version: {name}")
+        if not file.is_file():
+            raise ArtifactError(f"{name} is missing")
+        if sha256_of(file) != expected:
+            raise ArtifactError(f"{name} does not match its SHA-256 in {METADATA_FILE}")
+
+
+@contextlib.contextmanager
+def staging_directory(repository: Path, name: str) -> Iterator[Path]:
+    """A private directory to build a version in; removed on exit unless it was published.
+
+    It lives beside the versions (same filesystem, so publishing is one rename) and its name
+    starts with a dot, so neither servers nor ``list_versions`` ever take it for a version.
+    """
+    model_dir = repository / name
+    created = _make_dirs(model_dir)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=model_dir))
+    staging.chmod(0o755)  # mkdtemp makes it private; a published version is world-readable
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        for directory in created:  # leave the repository exactly as it was
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+
+def publish(staging: Path, metadata: Metadata) -> Path:
+    """Hash the staged files, take the next version number and rename the directory into place.
+
+    A lock on the model directory makes concurrent trainings take distinct versions.
+    """
+    files = {
+        str(file.relative_to(staging)): sha256_of(file)
+        for file in sorted(staging.rglob("*"))
+        if file.is_file() and file.name != METADATA_FILE
+    }
+    model_dir = staging.parent
+    with _locked(model_dir / ".lock"):
+        version = max(list_versions(model_dir.parent, model_dir.name), default=0) + 1
+        final = metadata.model_copy(update={"version": version, "files": files})
+        _write_synced(staging / METADATA_FILE, final.model_dump_json(indent=2).encode())
+        for file in staging.rglob("*"):
+            if file.is_file():
+                _fsync_file(file)
+        target = model_dir / str(version)
+        staging.rename(target)
+        _fsync_dir(model_dir)
+    return target
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create a directory and its missing parents; return those created, deepest first."""
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_synced(path: Path, content: bytes) -> None:
+    with path.open("wb") as stream:
+        stream.write(content)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

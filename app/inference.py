@@ -1,0 +1,190 @@
+"""The inference core: a verified, loaded model version that turns features into decisions.
+
+Knows nothing of HTTP. ONNX Runtime runs the network by default; the Keras backend exists for
+reference and imports TensorFlow only when chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.artifact import KERAS_FILE, ONNX_FILE, ArtifactError, Metadata, decide, read_artifact
+from app.errors import InvalidRequest
+
+BackendName = Literal["onnx", "keras"]
+
+
+class Backend(Protocol):
+    def __call__(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Probabilities, shape [rows, labels], for a float32 matrix [rows, features]."""
+        ...
+
+
+class OnnxBackend:
+    def __init__(self, path: Path, *, threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._input_name = self._session.get_inputs()[0].name
+        self._run = self._session.run
+
+    def __call__(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
+        result: NDArray[np.float32] = self._run(None, {self._input_name: features})[0]
+        return result
+
+
+class KerasBackend:
+    def __init__(self, path: Path):
+        import keras  # imports TensorFlow: only when this backend is asked for
+
+        # safe_mode refuses models that would run arbitrary code (lambda layers) on load.
+        self._model = keras.saving.load_model(path, compile=False, safe_mode=True)
+
+    def __call__(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
+        return np.asarray(self._model(features, training=False), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """A feature value outside the interval seen in training."""
+
+    row: int
+    feature: str
+    value: float
+    train_range: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probabilities: NDArray[np.float32]
+    positives: NDArray[np.bool_]
+    thresholds: NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """One loaded version of a model; immutable, so requests can share it freely."""
+
+    metadata: Metadata
+    backend: Backend
+    backend_name: BackendName
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def version(self) -> int:
+        return self.metadata.version
+
+    @property
+    def n_features(self) -> int:
+        return len(self.metadata.features)
+
+    @cached_property
+    def default_thresholds(self) -> NDArray[np.float64]:
+        return np.asarray(self.metadata.thresholds, dtype=np.float64)
+
+    @cached_property
+    def _train_low(self) -> NDArray[np.float32]:
+        return np.asarray([r.min for r in self.metadata.feature_ranges], dtype=np.float32)
+
+    @cached_property
+    def _train_high(self) -> NDArray[np.float32]:
+        return np.asarray([r.max for r in self.metadata.feature_ranges], dtype=np.float32)
+
+    def thresholds_for(self, override: float | Mapping[str, float] | None) -> NDArray[np.float64]:
+        """The model's thresholds with a request's override: one for all, or some by name."""
+        if override is None:
+            return self.default_thresholds
+        if isinstance(override, int | float):
+            return np.full(len(self.metadata.labels), override, dtype=np.float64)
+        thresholds = self.default_thresholds.copy()
+        positions = {label: index for index, label in enumerate(self.metadata.labels)}
+        for label, value in override.items():
+            if label not in positions:
+                raise InvalidRequest(
+                    f"threshold: unknown label {label!r}; labels are "
+                    f"{', '.join(self.metadata.labels)}",
+                    field=f"threshold.{label}",
+                )
+            thresholds[positions[label]] = value
+        return thresholds
+
+    def predict(
+        self, features: NDArray[np.float32], thresholds: NDArray[np.float64] | None = None
+    ) -> Prediction:
+        """Probabilities and label decisions for a validated float32 matrix [rows, features]."""
+        used = self.default_thresholds if thresholds is None else thresholds
+        probabilities = self.backend(features)
+        return Prediction(probabilities, decide(probabilities, used), used)
+
+    def out_of_range(self, features: NDArray[np.float32]) -> list[OutOfRange]:
+        """Every value outside its training range, in row then feature order."""
+        outside = (features < self._train_low) | (features > self._train_high)
+        if not outside.any():
+            return []
+        names = self.metadata.features
+        ranges = self.metadata.feature_ranges
+        return [
+            OutOfRange(
+                row=int(row),
+                feature=names[column],
+                value=float(features[row, column]),
+                train_range=(ranges[column].min, ranges[column].max),
+            )
+            for row, column in zip(*np.nonzero(outside), strict=True)
+        ]
+
+
+def load_model(path: Path, *, backend: BackendName = "onnx", onnx_threads: int = 1) -> Model:
+    """Read and verify a version, start its backend, and prove it reproduces the reference.
+
+    Raises ArtifactError with the reason when any step fails.
+    """
+    metadata = read_artifact(path)
+    runtime: Backend
+    try:
+        if backend == "keras":
+            runtime = KerasBackend(path / KERAS_FILE)
+        else:
+            runtime = OnnxBackend(path / ONNX_FILE, threads=onnx_threads)
+    except Exception as error:  # a corrupt model file fails inside the runtime, in its own way
+        # The runtime's own message names absolute paths; keep those for the log only.
+        raise ArtifactError(
+            f"the {backend} backend cannot load the model file ({type(error).__name__})"
+        ) from error
+    _check_parity(runtime, metadata, backend)
+    return Model(metadata=metadata, backend=runtime, backend_name=backend)
+
+
+def _check_parity(runtime: Backend, metadata: Metadata, backend: str) -> None:
+    inputs = np.asarray(metadata.parity.inputs, dtype=np.float32)
+    expected = np.asarray(metadata.parity.outputs, dtype=np.float32)
+    try:
+        actual = runtime(inputs)
+    except Exception as error:
+        raise ArtifactError(
+            f"the {backend} backend fails on the parity inputs ({type(error).__name__})"
+        ) from error
+    if actual.shape != expected.shape:
+        raise ArtifactError(
+            f"{backend} backend gives outputs of shape {actual.shape}, expected {expected.shape}"
+        )
+    difference = float(np.max(np.abs(actual - expected)))
+    if not difference <= metadata.parity.tolerance:
+        raise ArtifactError(
+            f"{backend} backend differs from the reference outputs by {difference:.2e} "
+            f"(tolerance {metadata.parity.tolerance:.0e})"
+        )

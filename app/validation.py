@@ -1,0 +1,193 @@
+"""Turn decoded request data into a validated float32 feature matrix, for every protocol.
+
+Each rule has one home here: a row has exactly the model's features; every value is a JSON
+number (not a boolean, string or null), finite and within float32 range. Errors say which row
+and which feature. The common case (well-formed numbers) is converted by numpy in one call;
+only when that fails does a row-by-row pass run, to find and name the first problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.errors import InvalidInput, PayloadTooLarge
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+INTEGER_DATATYPES = frozenset(
+    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+)
+NUMERIC_DATATYPES = INTEGER_DATATYPES | {"FP16", "FP32", "FP64"}
+_JSON_TYPE_NAMES = {
+    bool: "a boolean",
+    str: "a string",
+    type(None): "null",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def may_contain_booleans(body: bytes) -> bool:
+    """Whether a JSON text can hold a boolean at all. Without the bytes ``true`` or ``false``
+    it cannot, and numbers can go to numpy without a per-value type check (numpy would
+    silently read ``true`` as 1)."""
+    return b"true" in body or b"false" in body
+
+
+def check_row_count(count: int, max_rows: int) -> None:
+    if count == 0:
+        raise InvalidInput("no rows: send at least one instance")
+    if count > max_rows:
+        raise PayloadTooLarge(f"{count} rows exceed the limit of {max_rows} rows per request")
+
+
+def features_from_rows(
+    rows: Any, feature_names: Sequence[str], *, max_rows: int, booleans_possible: bool = True
+) -> NDArray[np.float32]:
+    """Rows given as lists of numbers in feature order, or as objects keyed by feature name."""
+    if not isinstance(rows, list):
+        raise InvalidInput(f"instances must be a list of rows, got {_json_type(rows)}")
+    check_row_count(len(rows), max_rows)
+    width = len(feature_names)
+    if not booleans_possible:
+        matrix = _numeric_array(rows)
+        if matrix is not None and matrix.shape == (len(rows), width):
+            return _to_float32(matrix, feature_names)
+    values = [_row_values(row, index, feature_names) for index, row in enumerate(rows)]
+    return _to_float32(np.asarray(values, dtype=np.float64), feature_names)
+
+
+def features_from_tensor(
+    data: Any,
+    shape: Any,
+    datatype: str,
+    feature_names: Sequence[str],
+    *,
+    max_rows: int,
+    booleans_possible: bool = True,
+) -> NDArray[np.float32]:
+    """A tensor of shape [rows, features]: ``data`` flat in row-major order, or nested rows."""
+    width = len(feature_names)
+    if datatype not in NUMERIC_DATATYPES:
+        raise InvalidInput(f"datatype {datatype} is not supported: send FP32, FP64 or an integer")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(type(size) is int for size in shape)
+        or shape[1] != width
+    ):
+        raise InvalidInput(f"shape must be [rows, {width}], got {shape}")
+    check_row_count(shape[0], max_rows)
+    if not isinstance(data, list):
+        raise InvalidInput(f"data must be a list, got {_json_type(data)}")
+    if data and isinstance(data[0], list):
+        if len(data) != shape[0]:
+            raise InvalidInput(f"data has {len(data)} rows but shape says {shape[0]}")
+        matrix = features_from_rows(
+            data, feature_names, max_rows=max_rows, booleans_possible=booleans_possible
+        )
+    else:
+        matrix = _flat_to_matrix(data, shape[0], feature_names, booleans_possible)
+    if datatype in INTEGER_DATATYPES:
+        _check_integral(matrix, feature_names)
+    return matrix
+
+
+def _flat_to_matrix(
+    data: list[Any], rows: int, feature_names: Sequence[str], booleans_possible: bool
+) -> NDArray[np.float32]:
+    width = len(feature_names)
+    if len(data) != rows * width:
+        raise InvalidInput(
+            f"data has {len(data)} values but shape [{rows}, {width}] needs {rows * width}"
+        )
+    flat = None if booleans_possible else _numeric_array(data)
+    if flat is None or flat.ndim != 1:
+        for position, value in enumerate(data):
+            _check_number(value, position // width, feature_names[position % width])
+        flat = np.asarray(data, dtype=np.float64)
+    return _to_float32(flat.reshape(rows, width), feature_names)
+
+
+def _numeric_array(values: list[Any]) -> NDArray[Any] | None:
+    """numpy's own conversion, kept only when it found nothing but numbers."""
+    try:
+        array = np.array(values)
+    except (ValueError, TypeError, OverflowError):
+        return None  # ragged rows or values numpy cannot hold: the slow pass names them
+    return array if array.dtype.kind in "iuf" else None
+
+
+def _row_values(row: Any, index: int, feature_names: Sequence[str]) -> list[Any]:
+    width = len(feature_names)
+    if isinstance(row, list):
+        if len(row) != width:
+            raise InvalidInput(f"row {index}: expected {width} values, got {len(row)}", row=index)
+        values = row
+    elif isinstance(row, dict):
+        values = _values_by_name(row, index, feature_names)
+    else:
+        raise InvalidInput(
+            f"row {index}: expected a list of {width} numbers or an object keyed by feature "
+            f"name, got {_json_type(row)}",
+            row=index,
+        )
+    for name, value in zip(feature_names, values, strict=True):
+        _check_number(value, index, name)
+    return values
+
+
+def _values_by_name(row: dict[str, Any], index: int, feature_names: Sequence[str]) -> list[Any]:
+    known = set(feature_names)
+    for key in row:
+        if key not in known:
+            raise InvalidInput(f"row {index}: unknown feature {key!r}", row=index, field=key)
+    for name in feature_names:
+        if name not in row:
+            raise InvalidInput(f"row {index}: missing feature {name!r}", row=index, field=name)
+    return [row[name] for name in feature_names]
+
+
+def _check_number(value: Any, row: int, feature: str) -> None:
+    if type(value) is bool or not isinstance(value, int | float):
+        raise InvalidInput(
+            f"row {row}, feature {feature}: expected a number, got {_json_type(value)}",
+            row=row,
+            field=feature,
+        )
+
+
+def _to_float32(matrix: NDArray[Any], feature_names: Sequence[str]) -> NDArray[np.float32]:
+    """Refuse values a float32 model cannot take (non-finite or beyond float32), then cast."""
+    matrix = matrix.astype(np.float64, copy=False)
+    bad = ~(np.abs(matrix) <= FLOAT32_MAX)  # also catches NaN
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        raise InvalidInput(
+            f"row {row}, feature {feature_names[column]}: {matrix[row, column]!r} is not a "
+            "finite number within float32 range",
+            row=row,
+            field=feature_names[column],
+        )
+    return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+def _check_integral(matrix: NDArray[np.float32], feature_names: Sequence[str]) -> None:
+    fractional = matrix != np.round(matrix)
+    if fractional.any():
+        row, column = (int(i) for i in np.argwhere(fractional)[0])
+        raise InvalidInput(
+            f"row {row}, feature {feature_names[column]}: {float(matrix[row, column])} is not "
+            "an integer, as the tensor's datatype requires",
+            row=row,
+            field=feature_names[column],
+        )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, int | float) and type(value) is not bool:
+        return "a number"
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)

@@ -1,0 +1,51 @@
+"""Shared fixtures: one small, really trained model per test session, and apps serving it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.artifact import version_path
+from app.config import Settings
+from app.main import create_app
+from tests.support import MODEL_NAME, train_small_model
+
+
+@pytest.fixture(scope="session")
+def trained_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository holding version 1 of a small model trained by the real CLI.
+
+    Read-only for tests: copy it (``repository`` fixture) before changing anything.
+    """
+    root = tmp_path_factory.mktemp("trained")
+    train_small_model(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_version(trained_repository: Path) -> Path:
+    return version_path(trained_repository, MODEL_NAME, 1)
+
+
+@pytest.fixture
+def repository(trained_repository: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the trained repository."""
+    root = tmp_path / "models"
+    shutil.copytree(trained_repository, root)
+    return root
+
+
+@pytest.fixture
+def settings(trained_repository: Path) -> Settings:
+    return Settings(model_dir=trained_repository, model_name=MODEL_NAME, poll_interval=0)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The real application, started (lifespan run) on the trained model."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client

@@ -1,0 +1,98 @@
+"""Helpers for tests: training the session's small model, running a real server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from training.train import main as train_main
+
+MODEL_NAME = "multilabel"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Few epochs, few folds: a real network, fitted and cross-validated in seconds.
+SMALL_TRAINING_ARGS = ("--epochs", "40", "--folds", "2", "--repeats", "1")
+REFERENCE_INPUTS = [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3], [1, 1, 2, 4, 8, 10, 8, 8, 5, 6]]
+
+
+def train_small_model(repository: Path, *extra_args: str) -> None:
+    """Publish the next version of a small model into ``repository`` with the real CLI."""
+    code = train_main([*SMALL_TRAINING_ARGS, "--output", str(repository), *extra_args])
+    assert code == 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def running_server(
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    command: list[str] | None = None,
+    ready_path: str = "/health/live",
+    timeout: float = 30.0,
+) -> Iterator[ServerProcess]:
+    """Start ``python -m app`` (or ``command``) on a free port of 127.0.0.1; stop it after."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "MULTILABEL_HOST": "127.0.0.1",
+        "MULTILABEL_PORT": str(port),
+        **env,
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command or [sys.executable, "-m", "app"],
+            env=full_env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        _wait_until_answering(server, ready_path, timeout)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_answering(server: ServerProcess, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        try:
+            if httpx.get(server.base_url + path, timeout=1.0).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not answer {path} within {timeout} s:\n{server.log()}")

@@ -1,0 +1,106 @@
+"""Turn a fitted network into a published artifact version (Keras + ONNX + metadata)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import platform
+from datetime import UTC, datetime
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from app.artifact import (
+    KERAS_FILE,
+    ONNX_FILE,
+    ArtifactError,
+    CrossValidation,
+    DataSummary,
+    FeatureRange,
+    Metadata,
+    ParityCheck,
+    publish,
+    staging_directory,
+)
+from training.data import Dataset
+from training.model import predict_probabilities
+
+PARITY_TOLERANCE = 1e-5
+_RECORDED_LIBRARIES = ("keras", "tensorflow-cpu", "numpy", "scikit-learn", "tf2onnx", "onnx")
+
+
+def parity_inputs(features: NDArray[np.float64]) -> NDArray[np.float32]:
+    """A few inputs that exercise the whole training range: some rows, the extremes, the mean."""
+    extremes = np.stack([features.min(axis=0), features.max(axis=0), features.mean(axis=0)])
+    return np.vstack([features[:5], extremes]).astype(np.float32)
+
+
+def export_artifact(
+    model: keras.Model,
+    dataset: Dataset,
+    *,
+    repository: Path,
+    name: str,
+    thresholds: list[float],
+    training: dict[str, Any],
+    evaluation: CrossValidation | None,
+) -> Path:
+    """Write the model, its ONNX export and metadata; publish atomically as the next version."""
+    with staging_directory(repository, name) as staging:
+        model.save(staging / KERAS_FILE)
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its own banner
+            model.export(str(staging / ONNX_FILE), format="onnx")
+        inputs = parity_inputs(dataset.features)
+        outputs = predict_probabilities(model, inputs)
+        _check_onnx_parity(staging / ONNX_FILE, inputs, outputs)
+        metadata = Metadata(
+            name=name,
+            created_at=datetime.now(UTC),
+            features=dataset.feature_names,
+            labels=dataset.label_names,
+            thresholds=thresholds,
+            feature_ranges=[
+                FeatureRange(min=float(low), max=float(high))
+                for low, high in zip(
+                    dataset.features.min(axis=0), dataset.features.max(axis=0), strict=True
+                )
+            ],
+            data=DataSummary(
+                source=dataset.source,
+                n_samples=dataset.n_samples,
+                fingerprint=dataset.fingerprint(),
+                label_frequencies=dataset.label_frequencies(),
+                parameters=dataset.parameters,
+            ),
+            training=training,
+            evaluation=evaluation,
+            libraries=library_versions(),
+            parity=ParityCheck(
+                inputs=inputs.tolist(), outputs=outputs.tolist(), tolerance=PARITY_TOLERANCE
+            ),
+        )
+        return publish(staging, metadata)
+
+
+def _check_onnx_parity(
+    onnx_path: Path, inputs: NDArray[np.float32], expected: NDArray[np.float32]
+) -> None:
+    """Refuse to publish an ONNX export that does not reproduce the Keras model."""
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(None, {session.get_inputs()[0].name: inputs})
+    difference = float(np.max(np.abs(actual - expected)))
+    if difference > PARITY_TOLERANCE:
+        raise ArtifactError(f"ONNX export differs from Keras by {difference:.2e}")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in _RECORDED_LIBRARIES:
+        with contextlib.suppress(package_metadata.PackageNotFoundError):
+            versions[package] = package_metadata.version(package)
+    return versions
