@@ -89,6 +89,19 @@ class CrossValidation(BaseModel):
     summary: dict[str, MetricSummary]
 
 
+class ThresholdTuning(BaseModel):
+    """How ``Metadata.thresholds`` were chosen from the out-of-fold probabilities."""
+
+    objective: str = Field(description="What was maximized: 'f1' (per label) or 'subset_accuracy'.")
+    tuned: list[float] = Field(description="Per-label thresholds tuned on all out-of-fold data.")
+    applied: bool = Field(
+        description="Whether ``thresholds`` are the tuned ones; false when 0.5 scored as well."
+    )
+    evaluation: CrossValidation = Field(
+        description="Each split scored at thresholds tuned on the other folds of its repeat."
+    )
+
+
 class Metadata(BaseModel):
     """Everything a server needs to know about one model version (``metadata.json``)."""
 
@@ -104,7 +117,13 @@ class Metadata(BaseModel):
     feature_ranges: list[FeatureRange]
     data: DataSummary
     training: dict[str, Any]
-    evaluation: CrossValidation | None = None
+    evaluation: CrossValidation | None = Field(
+        default=None, description="Cross-validation of the network at threshold 0.5."
+    )
+    threshold_tuning: ThresholdTuning | None = None
+    baselines: dict[str, CrossValidation] | None = Field(
+        default=None, description="scikit-learn models on the same splits, at threshold 0.5."
+    )
     libraries: dict[str, str]
     parity: ParityCheck
     files: dict[str, str] = Field(default_factory=dict, description="File name → SHA-256.")

@@ -1,79 +1,243 @@
-"""Repeated k-fold cross-validation of the network, as in the reference experiment."""
+"""Repeated k-fold cross-validation: out-of-fold probabilities, metrics per split, and the
+cross-fitted evaluation of tuned thresholds.
+
+Every model (our network, each baseline) is fitted on the very same splits. Split ``i`` is
+seeded with ``seed + i``, so results do not depend on the order or the process splits run in.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.metrics import accuracy_score
 from sklearn.model_selection import RepeatedKFold
 
-from app.artifact import CrossValidation, MetricSummary, decide
+from app.artifact import CrossValidation
 from training.data import Dataset
-from training.model import NetworkOptions, fit_model, predict_probabilities
+from training.metrics import multilabel_metrics, per_label_key, summarize
+from training.thresholds import DEFAULT_THRESHOLD, OBJECTIVE_METRIC, Objective, tune_thresholds
+
+Fitter = Callable[
+    [NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], int], NDArray[np.floating]
+]
+"""Fit on (train features, train labels) with a seed; return probabilities for test features."""
+
+# One thread per worker: the processes, not the threads, share the cores.
+_WORKER_ENVIRONMENT = {
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The splits of ``RepeatedKFold(n_splits, n_repeats, random_state=seed)``, in order."""
+
+    n_splits: int
+    n_repeats: int
+    seed: int
+    splits: list[tuple[NDArray[np.intp], NDArray[np.intp]]]
+
+    @classmethod
+    def of(cls, n_samples: int, *, n_splits: int, n_repeats: int, seed: int) -> Self:
+        folds = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
+        splits = list(folds.split(np.zeros((n_samples, 1))))
+        return cls(n_splits=n_splits, n_repeats=n_repeats, seed=seed, splits=splits)
+
+    @property
+    def total(self) -> int:
+        return len(self.splits)
+
+    def repeat_of(self, index: int) -> int:
+        return index // self.n_splits
 
 
 @dataclass(frozen=True)
 class SplitResult:
     index: int
+    """1-based, as printed: ``split 7/30``."""
     total: int
     metrics: dict[str, float]
 
 
-def split_metrics(
-    labels: NDArray[np.int64], probabilities: NDArray[np.float32], thresholds: NDArray[np.float64]
-) -> dict[str, float]:
-    """Metrics of one split. ``subset_accuracy`` is multi-label ``accuracy_score``: a sample
-    counts only when every one of its labels is right."""
-    predicted = decide(probabilities, thresholds).astype(np.int64)
-    return {"subset_accuracy": float(accuracy_score(labels, predicted))}
+@dataclass(frozen=True)
+class Evaluation:
+    """One model's cross-validation: metrics at threshold 0.5 and its out-of-fold probabilities
+    (one full set per repeat: ``probabilities[repeat, sample, label]``)."""
+
+    folds: Folds
+    probabilities: NDArray[np.float32]
+    cross_validation: CrossValidation
+
+    @property
+    def subset_accuracies(self) -> list[float]:
+        return [split["subset_accuracy"] for split in self.cross_validation.splits]
 
 
-def summarize(splits: list[dict[str, float]]) -> dict[str, MetricSummary]:
-    summary = {}
-    for metric in splits[0]:
-        values = np.array([split[metric] for split in splits])
-        summary[metric] = MetricSummary(
-            mean=float(values.mean()),
-            std=float(values.std()),
-            min=float(values.min()),
-            max=float(values.max()),
-        )
-    return summary
+@dataclass(frozen=True)
+class ThresholdEvaluation:
+    """Tuned thresholds, and how they score on folds they were not tuned on."""
+
+    objective: Objective
+    tuned: NDArray[np.float64]
+    """Tuned on every out-of-fold probability: what the artifact serves when it helps."""
+    cross_fitted: CrossValidation
+    """Split ``i`` scored at thresholds tuned on the other folds of its repeat."""
+    applied: bool
+    """Whether tuning beat 0.5 on the objective, cross-fitted: only then are they served."""
+
+    @property
+    def served(self) -> list[float]:
+        """The tuned thresholds if they helped, else 0.5 for every label."""
+        values = self.tuned if self.applied else np.full(len(self.tuned), DEFAULT_THRESHOLD)
+        return [float(value) for value in values]
+
+
+@dataclass(frozen=True)
+class _Task:
+    fitter: Fitter
+    train_features: NDArray[np.float64]
+    train_labels: NDArray[np.int64]
+    test_features: NDArray[np.float64]
+    seed: int
+
+
+def _fit_and_predict(task: _Task) -> NDArray[np.float32]:
+    probabilities = task.fitter(
+        task.train_features, task.train_labels, task.test_features, task.seed
+    )
+    return np.asarray(probabilities, dtype=np.float32)
+
+
+class SplitRunner:
+    """Runs the fits of the splits here (``jobs=1``) or in worker processes, results in order."""
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = jobs
+        self._pool: multiprocessing.pool.Pool | None = None
+
+    def __enter__(self) -> Self:
+        if self.jobs > 1:
+            # spawn, not fork: a forked TensorFlow runtime is not safe to use.
+            with _environment(_WORKER_ENVIRONMENT):
+                self._pool = multiprocessing.get_context("spawn").Pool(self.jobs)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def map(self, tasks: Sequence[_Task]) -> Iterator[NDArray[np.float32]]:
+        if self._pool is None:
+            return map(_fit_and_predict, tasks)
+        return self._pool.imap(_fit_and_predict, tasks, chunksize=1)
+
+
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def cross_validate(
     dataset: Dataset,
-    options: NetworkOptions,
+    fitter: Fitter,
+    folds: Folds,
     *,
-    n_splits: int,
-    n_repeats: int,
-    seed: int,
+    runner: SplitRunner | None = None,
     on_split: Callable[[SplitResult], None] = lambda result: None,
-) -> CrossValidation:
-    """Fit one network per split of ``RepeatedKFold`` and score it on the held-out fold.
-
-    Each split's network is seeded with ``seed + split index``, so results do not depend on
-    the order in which splits run.
-    """
-    folds = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
-    total = n_splits * n_repeats
-    thresholds = np.full(len(dataset.label_names), 0.5)
-    splits: list[dict[str, float]] = []
-    for index, (train, test) in enumerate(folds.split(dataset.features)):
-        model, _ = fit_model(
-            dataset.features[train], dataset.labels[train], options, seed=seed + index
+) -> Evaluation:
+    """Fit ``fitter`` on each split's training part and score it on the held-out fold."""
+    tasks = [
+        _Task(
+            fitter,
+            dataset.features[train],
+            dataset.labels[train],
+            dataset.features[test],
+            folds.seed + index,
         )
-        probabilities = predict_probabilities(model, dataset.features[test])
-        metrics = split_metrics(dataset.labels[test], probabilities, thresholds)
+        for index, (train, test) in enumerate(folds.splits)
+    ]
+    probabilities = np.zeros((folds.n_repeats, *dataset.labels.shape), dtype=np.float32)
+    thresholds = np.full(len(dataset.label_names), DEFAULT_THRESHOLD)
+    splits: list[dict[str, float]] = []
+    with contextlib.ExitStack() as stack:
+        active = runner or stack.enter_context(SplitRunner())
+        for index, fold_probabilities in enumerate(active.map(tasks)):
+            test = folds.splits[index][1]
+            probabilities[folds.repeat_of(index), test] = fold_probabilities
+            metrics = multilabel_metrics(
+                dataset.labels[test], fold_probabilities, thresholds, dataset.label_names
+            )
+            splits.append(metrics)
+            on_split(SplitResult(index=index + 1, total=folds.total, metrics=metrics))
+    return Evaluation(
+        folds=folds,
+        probabilities=probabilities,
+        cross_validation=cross_validation_of(folds, splits),
+    )
+
+
+def evaluate_thresholds(
+    dataset: Dataset, evaluation: Evaluation, objective: Objective
+) -> ThresholdEvaluation:
+    """Tune thresholds and measure them honestly.
+
+    Tuning and scoring on the same out-of-fold probabilities flatters the tuned thresholds,
+    so each split is scored at thresholds tuned only on the other folds of its repeat (whose
+    probabilities come from networks that never saw them either): a cross-fitted estimate.
+    """
+    folds = evaluation.folds
+    splits = []
+    for index, (_, test) in enumerate(folds.splits):
+        tuning_rows = np.setdiff1d(np.arange(dataset.n_samples), test)
+        repeat_probabilities = evaluation.probabilities[folds.repeat_of(index)]
+        thresholds = tune_thresholds(
+            dataset.labels[tuning_rows], repeat_probabilities[tuning_rows], objective
+        )
+        metrics = multilabel_metrics(
+            dataset.labels[test], repeat_probabilities[test], thresholds, dataset.label_names
+        )
+        for label, threshold in zip(dataset.label_names, thresholds, strict=True):
+            metrics[per_label_key("threshold", label)] = float(threshold)
         splits.append(metrics)
-        on_split(SplitResult(index=index + 1, total=total, metrics=metrics))
+    every_labels = np.tile(dataset.labels, (folds.n_repeats, 1))
+    every_probabilities = evaluation.probabilities.reshape(-1, dataset.labels.shape[1])
+    cross_fitted = cross_validation_of(folds, splits)
+    metric = OBJECTIVE_METRIC[objective]
+    return ThresholdEvaluation(
+        objective=objective,
+        tuned=tune_thresholds(every_labels, every_probabilities, objective),
+        cross_fitted=cross_fitted,
+        applied=cross_fitted.summary[metric].mean
+        > evaluation.cross_validation.summary[metric].mean,
+    )
+
+
+def cross_validation_of(folds: Folds, splits: list[dict[str, float]]) -> CrossValidation:
+    """The artifact's record of per-split metrics on these folds, with their summary."""
     return CrossValidation(
-        n_splits=n_splits,
-        n_repeats=n_repeats,
-        random_state=seed,
+        n_splits=folds.n_splits,
+        n_repeats=folds.n_repeats,
+        random_state=folds.seed,
         splits=splits,
         summary=summarize(splits),
     )

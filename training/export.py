@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import platform
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -24,6 +25,7 @@ from app.artifact import (
     FeatureRange,
     Metadata,
     ParityCheck,
+    ThresholdTuning,
     publish,
     staging_directory,
 )
@@ -49,15 +51,24 @@ def export_artifact(
     thresholds: list[float],
     training: dict[str, Any],
     evaluation: CrossValidation | None,
+    threshold_tuning: ThresholdTuning | None = None,
+    baselines: dict[str, CrossValidation] | None = None,
+    write_extras: Callable[[Path], object] = lambda directory: None,
 ) -> Path:
-    """Write the model, its ONNX export and metadata; publish atomically as the next version."""
+    """Write the model, its ONNX export and metadata; publish atomically as the next version.
+
+    ``write_extras`` adds files (the model card, plots) to the version before it is hashed and
+    published; if it fails, nothing is published.
+    """
     with staging_directory(repository, name) as staging:
+        # Called before the export, which refuses a model never called (an assembled ensemble).
+        inputs = parity_inputs(dataset.features)
+        outputs = predict_probabilities(model, inputs)
         model.save(staging / KERAS_FILE)
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its own banner
             model.export(str(staging / ONNX_FILE), format="onnx")
-        inputs = parity_inputs(dataset.features)
-        outputs = predict_probabilities(model, inputs)
         _check_onnx_parity(staging / ONNX_FILE, inputs, outputs)
+        write_extras(staging)
         metadata = Metadata(
             name=name,
             created_at=datetime.now(UTC),
@@ -79,6 +90,8 @@ def export_artifact(
             ),
             training=training,
             evaluation=evaluation,
+            threshold_tuning=threshold_tuning,
+            baselines=baselines,
             libraries=library_versions(),
             parity=ParityCheck(
                 inputs=inputs.tolist(), outputs=outputs.tolist(), tolerance=PARITY_TOLERANCE

@@ -1,0 +1,182 @@
+"""The training CLI end to end: figures per split, reproducibility, the model card, CSV data."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.artifact import Metadata, read_artifact, version_path
+from app.config import Settings
+from app.main import create_app
+from tests.support import MODEL_NAME, SMALL_TRAINING_ARGS, train_small_model
+from training.data import synthetic_dataset
+from training.metrics import OVERALL_METRICS, PER_LABEL_METRICS, per_label_key
+from training.report import (
+    CALIBRATION_PLOT,
+    CARD_FILE,
+    LOSS_PLOT,
+    PRECISION_RECALL_PLOT,
+    ROC_PLOT,
+    SUBSET_ACCURACY_PLOT,
+)
+from training.thresholds import describe
+from training.train import main as train_main
+
+PLOTS = [SUBSET_ACCURACY_PLOT, ROC_PLOT, PRECISION_RECALL_PLOT, CALIBRATION_PLOT, LOSS_PLOT]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def metadata(trained_version: Path) -> Metadata:
+    return read_artifact(trained_version)
+
+
+def test_a_cv_run_records_every_metric_for_every_split(metadata: Metadata) -> None:
+    assert metadata.evaluation is not None
+    n_splits = int(SMALL_TRAINING_ARGS[SMALL_TRAINING_ARGS.index("--folds") + 1])
+    assert len(metadata.evaluation.splits) == n_splits
+    expected = {*OVERALL_METRICS, "log_loss"} | {
+        per_label_key(metric, label) for metric in PER_LABEL_METRICS for label in metadata.labels
+    }
+    for split in metadata.evaluation.splits:
+        assert set(split) == expected
+    assert set(metadata.evaluation.summary) == expected
+    tuning = metadata.threshold_tuning
+    assert tuning is not None
+    assert len(tuning.evaluation.splits) == n_splits
+    assert metadata.thresholds == (tuning.tuned if tuning.applied else [0.5] * len(metadata.labels))
+
+
+def test_the_model_card_and_its_plots_are_published_and_hashed_with_the_version(
+    trained_version: Path, metadata: Metadata
+) -> None:
+    for name in [CARD_FILE, *PLOTS]:
+        assert name in metadata.files, f"{name} is not part of the published version"
+    for name in PLOTS:
+        content = (trained_version / name).read_bytes()
+        assert content.startswith(PNG_SIGNATURE)
+        assert len(content) > 10_000, f"{name} looks empty"
+
+
+def test_the_model_card_tells_the_data_model_figures_and_thresholds(
+    trained_version: Path, metadata: Metadata
+) -> None:
+    card = (trained_version / CARD_FILE).read_text(encoding="utf-8")
+    assert metadata.evaluation is not None
+    assert metadata.threshold_tuning is not None
+    ours = metadata.evaluation.summary["subset_accuracy"]
+    tuned = metadata.threshold_tuning.evaluation.summary["subset_accuracy"]
+    for text in [
+        f"# Model card: {MODEL_NAME}",
+        "## Data",
+        metadata.data.fingerprint,
+        "## Model",
+        "Preset: `default`",
+        "standardization",
+        "Dense(20, relu, he_uniform) → Dense(3, sigmoid)",
+        "multi-label `accuracy_score`",
+        f"| **ours** (preset `default`) | {ours.mean:.3f} ± {ours.std:.3f} |",
+        f"| ours, tuned thresholds (cross-fitted) | {tuned.mean:.3f} ± {tuned.std:.3f} |",
+        "Baselines were not run (add `--baselines`).",
+        "### Thresholds: 0.5 against tuned",
+        "would flatter",
+        f"Thresholds served: {describe(metadata.labels, metadata.thresholds)}",
+        *[f"![{name}]({name})" for name in PLOTS],
+        "Elapsed: ",
+    ]:
+        assert text in card, f"the card lacks {text!r}"
+
+
+def test_the_same_seed_gives_identical_figures_in_one_process_or_two(
+    metadata: Metadata, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_small_model(tmp_path, "--jobs", "2")
+    again = read_artifact(version_path(tmp_path, MODEL_NAME, 1))
+    assert again.evaluation == metadata.evaluation
+    assert again.threshold_tuning == metadata.threshold_tuning
+    assert again.thresholds == metadata.thresholds
+    assert again.parity.outputs == metadata.parity.outputs
+    printed = re.findall(
+        r"^split (\d+)/(\d+)  subset accuracy (\d\.\d{3})$", capsys.readouterr().out, re.M
+    )
+    assert again.evaluation is not None
+    assert printed == [
+        (str(index), str(len(again.evaluation.splits)), f"{split['subset_accuracy']:.3f}")
+        for index, split in enumerate(again.evaluation.splits, start=1)
+    ]
+
+
+def write_named_csv(path: Path) -> list[str]:
+    """A CSV with an id column, named features and named labels; returns the label names."""
+    dataset = synthetic_dataset(n_samples=120, n_features=4, n_classes=3)
+    features, labels = ["height", "weight", "age", "income"], ["sports", "politics", "tech"]
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", *labels, *features])
+        for index, (x, y) in enumerate(zip(dataset.features, dataset.labels, strict=True)):
+            writer.writerow([f"row-{index}", *y.tolist(), *x.tolist()])
+    return labels
+
+
+def test_a_csv_with_named_labels_trains_and_the_service_answers_with_those_names(
+    tmp_path: Path,
+) -> None:
+    labels = write_named_csv(tmp_path / "news.csv")
+    models = tmp_path / "models"
+    code = train_main(
+        [
+            "--data",
+            str(tmp_path / "news.csv"),
+            "--labels",
+            ",".join(labels),
+            "--features",
+            "height,weight,age,income",
+            "--ensemble",
+            "2",
+            "--early-stopping",
+            "2",
+            "--epochs",
+            "5",
+            "--folds",
+            "2",
+            "--repeats",
+            "1",
+            "--jobs",
+            "1",
+            "--name",
+            "news",
+            "--output",
+            str(models),
+        ]
+    )
+    assert code == 0
+    settings = Settings(model_dir=models, model_name="news", poll_interval=0)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/predict", json={"instances": [[170, 65, 40, 3], [150, 50, 20, 1]]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == {"name": "news", "version": 1}
+    for row in body["predictions"]:
+        assert list(row["probabilities"]) == labels
+        assert set(row["labels"]) <= set(labels)
+    metadata = read_artifact(version_path(models, "news", 1))
+    assert metadata.features == ["height", "weight", "age", "income"]
+    assert metadata.data.source == "csv:news.csv"
+    assert metadata.training["ensemble"] == 2
+
+
+def test_a_run_without_cross_validation_keeps_one_half_and_says_so_in_its_card(
+    tmp_path: Path,
+) -> None:
+    assert train_main(["--no-cv", "--epochs", "2", "--output", str(tmp_path)]) == 0
+    version = version_path(tmp_path, MODEL_NAME, 1)
+    metadata = read_artifact(version)
+    assert metadata.evaluation is None
+    assert metadata.threshold_tuning is None
+    assert metadata.thresholds == [0.5, 0.5, 0.5]
+    assert sorted(name for name in metadata.files if name.endswith(".png")) == [LOSS_PLOT]
+    assert "skipped cross-validation (`--no-cv`)" in (version / CARD_FILE).read_text()
