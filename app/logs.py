@@ -1,0 +1,120 @@
+"""Logging of the service and of uvicorn: one JSON object per line, or text for people.
+
+``python -m app`` hands ``logging_config(settings)`` to uvicorn, which applies it in every worker
+process before the application starts; ``configure_logging`` applies the same configuration
+when the application is started some other way (``uvicorn app.main:app``) and nothing set
+logging up.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import sys
+import time
+from typing import IO, Any, Literal
+
+import orjson
+
+from app.config import Settings
+from app.observability import current_request_id
+
+Format = Literal["json", "text"]
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"time", "level", "logger", "message", ...fields, "request_id"?, "exception"?}``."""
+
+    _second: tuple[int, str] = (-1, "")  # the last second formatted (one line per request)
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self._utc_time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(fields)
+        elif (request_id := current_request_id()) is not None:
+            entry["request_id"] = request_id  # a line written while serving a request
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+    def _utc_time(self, created: float) -> str:
+        """RFC 3339 with milliseconds, ``2025-01-31T12:00:00.123Z``."""
+        second = int(created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int((created - second) * 1000):03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """``2025-01-31 12:00:00,123 INFO app.access POST /predict 200 latency_ms=0.8 ...``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, "fields", None)
+        if not fields:
+            return line
+        details = " ".join(
+            f"{key}={value}" for key, value in fields.items() if key not in _IN_MESSAGE
+        )
+        return f"{line} {details}"
+
+
+_IN_MESSAGE = frozenset({"method", "path", "status"})
+_FORMATTERS: dict[Format, str] = {
+    "json": f"{__name__}.{JsonFormatter.__name__}",
+    "text": f"{__name__}.{TextFormatter.__name__}",
+}
+
+
+def resolve_format(setting: Literal["auto", "json", "text"], stream: IO[str]) -> Format:
+    """``auto`` is text on a terminal, JSON otherwise (a container, a file, a pipe)."""
+    if setting != "auto":
+        return setting
+    return "text" if stream.isatty() else "json"
+
+
+def logging_config(settings: Settings) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for the service's and uvicorn's loggers.
+
+    Everything goes to stderr through one handler; uvicorn's own access log is switched off,
+    since the service writes a richer line per request (app.observability).
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "service": {"()": _FORMATTERS[resolve_format(settings.log_format, sys.stderr)]}
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "service",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": settings.log_level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            "uvicorn": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": settings.log_level.upper()},
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
+    }
+
+
+def configure_logging(settings: Settings) -> None:
+    """Apply ``logging_config`` unless logging is already set up (by ``python -m app``, or by
+    a test harness capturing logs), so that the service's own lines are never lost."""
+    if logging.getLogger().handlers:
+        return
+    logging.config.dictConfig(logging_config(settings))

@@ -1,0 +1,159 @@
+"""Prometheus metrics of the service: what is counted, and how it is exposed at ``/metrics``.
+
+With several worker processes each one counts in files that prometheus-client shares through
+``PROMETHEUS_MULTIPROC_DIR``; ``python -m app`` gives each run a fresh directory, and a scrape
+of any worker then reports the sum over all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from app.inference import Model, Prediction
+from app.repository import LoadEvent
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Requests take well under a millisecond to a few seconds (large batches).
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+RequestSeries = tuple[Callable[[], None], Callable[[float], None]]
+
+
+class ServiceMetrics:
+    """The service's metrics, in a registry of their own (one per application)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._multiprocess_dir = os.environ.get(MULTIPROCESS_ENV)
+        self.requests = Counter(
+            "multilabel_http_requests",
+            "HTTP requests answered, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "multilabel_http_request_duration_seconds",
+            "Time from receiving a request to sending its last byte.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "multilabel_predicted_rows",
+            "Rows (instances) predicted, by model and version.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.positives = Counter(
+            "multilabel_label_positives",
+            "Predicted rows with the label on, by model and label.",
+            ["model", "label"],
+            registry=self.registry,
+        )
+        self.out_of_range = Counter(
+            "multilabel_out_of_range_warnings",
+            "Feature values outside the range seen in training (one warning each).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.model_events = Counter(
+            "multilabel_model_events",
+            "Model versions loaded, rejected (failed verification) and unloaded.",
+            ["model", "event"],
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "multilabel_model_info",
+            "1 for each model version being served, 0 once unloaded.",
+            ["model", "version"],
+            multiprocess_mode="mostrecent",
+            registry=self.registry,
+        )
+        # Labelled children, looked up once: `.labels()` validates and locks on every call.
+        self._request_series: dict[tuple[str, str, int], RequestSeries] = {}
+        self._label_series: dict[tuple[str, int], list[Callable[[float], None]]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            labels = (method, route, str(status))
+            series = (
+                self.requests.labels(*labels).inc,
+                self.latency.labels(*labels).observe,
+            )
+            self._request_series[key] = series
+        count, observe = series
+        count()
+        observe(seconds)
+
+    def observe_prediction(self, model: Model, prediction: Prediction, warnings: int) -> None:
+        key = (model.name, model.version)
+        series = self._label_series.get(key)
+        if series is None:
+            series = [self.rows.labels(model.name, str(model.version)).inc]
+            series += [
+                self.positives.labels(model.name, label).inc for label in model.metadata.labels
+            ]
+            self._label_series[key] = series
+        count_rows, *count_labels = series
+        positives = prediction.positives
+        count_rows(positives.shape[0])
+        for count, on in zip(count_labels, positives.sum(axis=0).tolist(), strict=True):
+            if on:
+                count(on)
+        if warnings:
+            self.out_of_range.labels(model.name).inc(warnings)
+
+    def model_listener(self, name: str) -> Callable[[LoadEvent, int], None]:
+        """A repository ``on_event`` callback that counts events and keeps the info gauge."""
+
+        def on_event(event: LoadEvent, version: int) -> None:
+            self.model_events.labels(name, event).inc()
+            if event == "loaded":
+                self.model_info.labels(name, str(version)).set(1)
+            elif event == "unloaded":
+                self.model_info.labels(name, str(version)).set(0)
+
+        return on_event
+
+    def render(self) -> bytes:
+        """The text exposition format; summed over all workers in multiprocess mode."""
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+@contextmanager
+def multiprocess_directory(workers: int) -> Iterator[None]:
+    """With several workers, a fresh directory for their shared metrics, removed at exit.
+
+    Counts left by an earlier run would otherwise be added to this one's.
+    """
+    if workers == 1:
+        yield
+        return
+    previous = os.environ.get(MULTIPROCESS_ENV)
+    path = tempfile.mkdtemp(prefix="multilabel-metrics-")
+    os.environ[MULTIPROCESS_ENV] = path  # read by prometheus-client in each worker at import
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+        else:
+            os.environ[MULTIPROCESS_ENV] = previous
