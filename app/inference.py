@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.artifact import KERAS_FILE, ONNX_FILE, ArtifactError, Metadata, decide, read_artifact
-from app.errors import InvalidRequest
+from app.errors import SHOWN_LENGTH, InvalidRequest, shown
 
 BackendName = Literal["onnx", "keras"]
 
@@ -37,10 +37,12 @@ class OnnxBackend:
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input_name = self._session.get_inputs()[0].name
+        # Named once here rather than by ONNX Runtime on every call.
+        self._outputs = [self._session.get_outputs()[0].name]
         self._run = self._session.run
 
     def __call__(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
-        result: NDArray[np.float32] = self._run(None, {self._input_name: features})[0]
+        result: NDArray[np.float32] = self._run(self._outputs, {self._input_name: features})[0]
         return result
 
 
@@ -115,9 +117,9 @@ class Model:
         for label, value in override.items():
             if label not in positions:
                 raise InvalidRequest(
-                    f"threshold: unknown label {label!r}; labels are "
+                    f"threshold: unknown label {shown(label)}; labels are "
                     f"{', '.join(self.metadata.labels)}",
-                    field=f"threshold.{label}",
+                    field=f"threshold.{label[:SHOWN_LENGTH]}",
                 )
             thresholds[positions[label]] = value
         return thresholds

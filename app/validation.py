@@ -8,19 +8,23 @@ only when that fails does a row-by-row pass run, to find and name the first prob
 
 from __future__ import annotations
 
+import array
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from app.errors import InvalidInput, PayloadTooLarge
+from app.errors import SHOWN_LENGTH, InvalidInput, PayloadTooLarge, shown
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 INTEGER_DATATYPES = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
 NUMERIC_DATATYPES = INTEGER_DATATYPES | {"FP16", "FP32", "FP64"}
+# Typed arrays for flat data, tried in order: all ints, then ints and floats.
+_TYPED_ARRAYS = (("q", np.int64), ("d", np.float64))
 _JSON_TYPE_NAMES = {
     bool: "a boolean",
     str: "a string",
@@ -53,8 +57,8 @@ def features_from_rows(
     check_row_count(len(rows), max_rows)
     width = len(feature_names)
     if not booleans_possible:
-        matrix = _numeric_array(rows)
-        if matrix is not None and matrix.shape == (len(rows), width):
+        matrix = _rows_of_numbers(rows, width)
+        if matrix is not None:
             return _to_float32(matrix, feature_names)
     values = [_row_values(row, index, feature_names) for index, row in enumerate(rows)]
     return _to_float32(np.asarray(values, dtype=np.float64), feature_names)
@@ -104,7 +108,7 @@ def _flat_to_matrix(
         raise InvalidInput(
             f"data has {len(data)} values but shape [{rows}, {width}] needs {rows * width}"
         )
-    flat = None if booleans_possible else _numeric_array(data)
+    flat = None if booleans_possible else _flat_numbers(data)
     if flat is None or flat.ndim != 1:
         for position, value in enumerate(data):
             _check_number(value, position // width, feature_names[position % width])
@@ -112,13 +116,37 @@ def _flat_to_matrix(
     return _to_float32(flat.reshape(rows, width), feature_names)
 
 
+def _rows_of_numbers(rows: list[Any], width: int) -> NDArray[Any] | None:
+    """Rows that are all lists of ``width`` numbers, as a matrix; None for anything else."""
+    try:
+        flat = list(chain.from_iterable(rows))
+    except TypeError:  # a row that is not a list at all
+        return None
+    if len(flat) != len(rows) * width or set(map(len, rows)) != {width}:
+        return None
+    numbers = _flat_numbers(flat)  # rows given as objects fail here: their keys are strings
+    return None if numbers is None else numbers.reshape(len(rows), width)
+
+
+def _flat_numbers(values: list[Any]) -> NDArray[Any] | None:
+    """A flat list of numbers as a 1-d array, or None. The standard library's typed arrays
+    take a list of ints (or of ints and floats) in one C loop, faster than numpy infers a
+    dtype, and refuse anything else; numpy's own conversion then decides."""
+    for code, dtype in _TYPED_ARRAYS:
+        try:
+            return np.frombuffer(array.array(code, values), dtype=dtype)
+        except (TypeError, OverflowError):
+            continue
+    return _numeric_array(values)
+
+
 def _numeric_array(values: list[Any]) -> NDArray[Any] | None:
     """numpy's own conversion, kept only when it found nothing but numbers."""
     try:
-        array = np.array(values)
+        converted = np.array(values)
     except (ValueError, TypeError, OverflowError):
         return None  # ragged rows or values numpy cannot hold: the slow pass names them
-    return array if array.dtype.kind in "iuf" else None
+    return converted if converted.dtype.kind in "iuf" else None
 
 
 def _row_values(row: Any, index: int, feature_names: Sequence[str]) -> list[Any]:
@@ -144,7 +172,11 @@ def _values_by_name(row: dict[str, Any], index: int, feature_names: Sequence[str
     known = set(feature_names)
     for key in row:
         if key not in known:
-            raise InvalidInput(f"row {index}: unknown feature {key!r}", row=index, field=key)
+            raise InvalidInput(
+                f"row {index}: unknown feature {shown(key)}",
+                row=index,
+                field=str(key)[:SHOWN_LENGTH],
+            )
     for name in feature_names:
         if name not in row:
             raise InvalidInput(f"row {index}: missing feature {name!r}", row=index, field=name)
@@ -162,6 +194,10 @@ def _check_number(value: Any, row: int, feature: str) -> None:
 
 def _to_float32(matrix: NDArray[Any], feature_names: Sequence[str]) -> NDArray[np.float32]:
     """Refuse values a float32 model cannot take (non-finite or beyond float32), then cast."""
+    if matrix.dtype.kind in "iu":
+        # Integers (JSON's fit in 64 bits) are finite and within float32 range: nothing to
+        # check. Cast through float64 like every other value, so they round the same way.
+        return matrix.astype(np.float64).astype(np.float32)
     matrix = matrix.astype(np.float64, copy=False)
     bad = ~(np.abs(matrix) <= FLOAT32_MAX)  # also catches NaN
     if bad.any():

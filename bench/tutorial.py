@@ -1,0 +1,47 @@
+"""The tutorial approach, as most blog posts serve a Keras model: a pydantic request model of
+nested float lists, ``model.predict`` per request in a ``def`` route, ``.tolist()`` answers.
+
+    BENCH_KERAS_MODEL=.../model.keras uvicorn bench.tutorial:app
+
+It serves the same artifact as our service (its ``model.keras``) and is here only to be
+measured against; nothing in ``app/`` uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+import numpy as np
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+THRESHOLD = 0.5
+
+
+class PredictRequest(BaseModel):
+    instances: list[list[float]]
+
+
+app = FastAPI(title="tutorial approach")
+model = keras.saving.load_model(os.environ["BENCH_KERAS_MODEL"], compile=False)
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/predict")
+def predict(request: PredictRequest) -> dict[str, Any]:
+    probabilities = model.predict(np.array(request.instances), verbose=0)
+    return {
+        "predictions": [
+            {
+                "probabilities": row,
+                "labels": [index for index, p in enumerate(row) if p >= THRESHOLD],
+            }
+            for row in probabilities.tolist()
+        ]
+    }
