@@ -22,6 +22,16 @@ STANDARD_PROTOCOL_PREFIXES = ("/v2/", "/v1/")
 _STANDARD_PROTOCOL_ROOTS = ("/v2", "/v1")
 
 
+SHOWN_LENGTH = 64
+
+
+def shown(value: object) -> str:
+    """A client-supplied value for an error message: quoted, and cut short so that an error
+    never echoes megabytes back."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_LENGTH else text[:SHOWN_LENGTH] + "…"
+
+
 class ServiceError(Exception):
     """Base of every error the service reports on purpose; subclasses fix status and code."""
 

@@ -14,10 +14,14 @@ from fastapi import FastAPI
 
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
-from app.http import BodySizeLimit
+from app.http import BodySizeLimit, HotRoutes
 from app.inference import load_model
+from app.logs import configure_logging
+from app.metrics import ServiceMetrics
+from app.observability import RequestObservability
+from app.openapi import install_openapi
 from app.repository import ModelRepository, watch
-from app.routes import health, predict
+from app.routes import health, metrics, predict, tfserving, v2
 
 logger = logging.getLogger(__name__)
 
@@ -37,23 +41,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "served with ONNX Runtime. Native API, Open Inference Protocol (V2) and "
         "TensorFlow Serving REST.",
         lifespan=_lifespan,
+        # The service instruments itself (app.observability); FastAPI's OpenTelemetry hooks
+        # would otherwise look up tracer and meter providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Middleware added first runs innermost: the hot routes still get the size limit, the
+    # request id, metrics and the log line.
+    app.add_middleware(
+        HotRoutes, routes=[*predict.router.routes, *v2.router.routes, *tfserving.router.routes]
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.state.metrics = ServiceMetrics()
+    # Added last, so outermost: it times, counts and logs every request, refused ones too.
+    app.add_middleware(RequestObservability, metrics=app.state.metrics)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(predict.router)
+    app.include_router(v2.router)
+    app.include_router(tfserving.router)
+    install_openapi(app)
     return app
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    configure_logging(settings)
     repository = ModelRepository(
         settings.model_dir,
         settings.model_name,
         loader=partial(load_model, backend=settings.backend, onnx_threads=settings.onnx_threads),
         max_versions=settings.max_versions,
+        on_event=app.state.metrics.model_listener(settings.model_name),
     )
     app.state.repository = repository
     await asyncio.to_thread(repository.refresh)

@@ -5,11 +5,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from app.artifact import MetricSummary
+from app.errors import shown
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _is_probability(value: object) -> bool:
+    return isinstance(value, int | float) and type(value) is not bool and 0.0 <= value <= 1.0
+
+
+def _check_threshold(value: object) -> object:
+    """One clear message per mistake, instead of one per member of the union."""
+    if value is None or _is_probability(value):
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "threshold",
+            "must be a number in [0, 1], or an object mapping label names to such numbers; "
+            "got {value}",
+            {"value": shown(value)},
+        )
+    for label, number in value.items():
+        if not _is_probability(number):
+            raise PydanticCustomError(
+                "threshold",
+                "label {label} needs a number in [0, 1], got {value}",
+                {"label": shown(label), "value": shown(number)},
+            )
+    return value
+
+
+Threshold = Annotated[
+    Probability | dict[str, Probability] | None, BeforeValidator(_check_threshold)
+]
 
 _ROW_SCHEMA: dict[str, Any] = {
     "anyOf": [
@@ -60,7 +92,7 @@ class PredictRequest(BaseModel):
         description="Rows to predict: each a list of the model's features in order, or an "
         "object keyed by feature name (see GET /metadata)."
     )
-    threshold: Probability | dict[str, Probability] | None = Field(
+    threshold: Threshold = Field(
         default=None,
         description="Decision threshold: one for every label, or per label name. "
         "Labels not named keep the model's default.",

@@ -1,0 +1,87 @@
+"""The OpenAPI document: valid, complete, and its examples really work against the service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from openapi_spec_validator import validate
+
+
+@pytest.fixture
+def document(client: TestClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    ]
+
+
+def test_openapi_document_is_valid(document: dict[str, Any]) -> None:
+    validate(document)
+
+
+def test_docs_page_is_served(client: TestClient) -> None:
+    assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_every_operation_declares_its_success_response(document: dict[str, Any]) -> None:
+    for path, method, operation in operations(document):
+        assert "200" in operation["responses"], f"{method} {path}"
+        assert operation["responses"]["200"]["content"], f"{method} {path}"
+
+
+def test_every_json_post_documents_body_and_client_errors(document: dict[str, Any]) -> None:
+    posts = [(path, op) for path, method, op in operations(document) if method == "post"]
+    assert posts
+    for path, operation in posts:
+        assert "application/json" in operation["requestBody"]["content"], path
+        client_errors = [status for status in operation["responses"] if status.startswith("4")]
+        assert client_errors, path
+
+
+def test_native_errors_document_the_one_error_shape(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/predict"]["post"]["responses"]
+    for status in ("400", "413", "415", "422", "503"):
+        schema = responses[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_predict_request_examples_are_served_as_documented(
+    client: TestClient, document: dict[str, Any]
+) -> None:
+    request_schema = document["paths"]["/predict"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    response_example = document["components"]["schemas"]["PredictResponse"]["examples"][0]
+    for example in request_schema["examples"]:
+        response = client.post("/predict", json=example)
+        assert response.status_code == 200, response.text
+        assert same_shape(response.json(), response_example)
+
+
+def same_shape(actual: Any, example: Any) -> bool:
+    """Same keys and kinds of values all the way down (numbers may differ)."""
+    if isinstance(example, dict):
+        return (
+            isinstance(actual, dict)
+            and actual.keys() == example.keys()
+            and all(same_shape(actual[key], example[key]) for key in example)
+        )
+    if isinstance(example, list):
+        return (
+            isinstance(actual, list) and all(same_shape(item, example[0]) for item in actual)
+            if example
+            else isinstance(actual, list)
+        )
+    if isinstance(example, bool | str):
+        return type(actual) is type(example)
+    return isinstance(actual, int | float)
