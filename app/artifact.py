@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,8 @@ REQUIRED_FILES = (KERAS_FILE, ONNX_FILE)
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _VERSION_DIR = re.compile(r"^[1-9][0-9]{0,17}$")
 _STAGING_PREFIX = ".staging-"
+# A staging directory this old belongs to a run that was killed (no run takes a day to write).
+STALE_STAGING_SECONDS = 24 * 3600
 _HASH_CHUNK = 1 << 20
 
 
@@ -221,6 +224,7 @@ def staging_directory(repository: Path, name: str) -> Iterator[Path]:
     """
     model_dir = repository / name
     created = _make_dirs(model_dir)
+    _remove_stale_staging(model_dir)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=model_dir))
     staging.chmod(0o755)  # mkdtemp makes it private; a published version is world-readable
     try:
@@ -230,6 +234,15 @@ def staging_directory(repository: Path, name: str) -> Iterator[Path]:
         for directory in created:  # leave the repository exactly as it was
             with contextlib.suppress(OSError):
                 directory.rmdir()
+
+
+def _remove_stale_staging(model_dir: Path) -> None:
+    """Clear what killed runs left behind; a run still writing is never that old."""
+    now = time.time()
+    for entry in model_dir.glob(_STAGING_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            if now - entry.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(entry)
 
 
 def publish(staging: Path, metadata: Metadata) -> Path:

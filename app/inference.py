@@ -143,7 +143,8 @@ class Model:
             OutOfRange(
                 row=int(row),
                 feature=names[column],
-                value=float(features[row, column]),
+                # The float32 value's shortest text: 3.7, not 3.700000047683716.
+                value=float(str(features[row, column])),
                 train_range=(ranges[column].min, ranges[column].max),
             )
             for row, column in zip(*np.nonzero(outside), strict=True)

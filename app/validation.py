@@ -199,25 +199,26 @@ def _to_float32(matrix: NDArray[Any], feature_names: Sequence[str]) -> NDArray[n
         # check. Cast through float64 like every other value, so they round the same way.
         return matrix.astype(np.float64).astype(np.float32)
     matrix = matrix.astype(np.float64, copy=False)
-    bad = ~(np.abs(matrix) <= FLOAT32_MAX)  # also catches NaN
-    if bad.any():
-        row, column = (int(i) for i in np.argwhere(bad)[0])
-        raise InvalidInput(
-            f"row {row}, feature {feature_names[column]}: {matrix[row, column]!r} is not a "
-            "finite number within float32 range",
-            row=row,
-            field=feature_names[column],
-        )
+    outside = ~(np.abs(matrix) <= FLOAT32_MAX)  # also catches NaN
+    _refuse_first(outside, matrix, feature_names, "is not a finite number within float32 range")
     return np.ascontiguousarray(matrix, dtype=np.float32)
 
 
 def _check_integral(matrix: NDArray[np.float32], feature_names: Sequence[str]) -> None:
     fractional = matrix != np.round(matrix)
-    if fractional.any():
-        row, column = (int(i) for i in np.argwhere(fractional)[0])
+    _refuse_first(
+        fractional, matrix, feature_names, "is not an integer, as the tensor's datatype requires"
+    )
+
+
+def _refuse_first(
+    bad: NDArray[np.bool_], matrix: NDArray[Any], feature_names: Sequence[str], problem: str
+) -> None:
+    """Raise for the first flagged value in row order, naming its row and feature."""
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
         raise InvalidInput(
-            f"row {row}, feature {feature_names[column]}: {float(matrix[row, column])} is not "
-            "an integer, as the tensor's datatype requires",
+            f"row {row}, feature {feature_names[column]}: {float(matrix[row, column])} {problem}",
             row=row,
             field=feature_names[column],
         )

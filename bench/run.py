@@ -143,7 +143,7 @@ def ensure_model(repository: Path) -> Path:
     from app.artifact import list_versions, version_path
 
     if not list_versions(repository, MODEL_NAME):
-        print(f"training the reference model into {repository} (about 20 s)", flush=True)
+        print(f"training the default model (no cross-validation) into {repository}", flush=True)
         subprocess.run(
             [sys.executable, "-m", "training.train", "--no-cv", "--output", str(repository)],
             cwd=ROOT,
@@ -768,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--models",
         type=Path,
         default=WORK / "models",
-        help="model repository; the reference model is trained into it if it has none",
+        help="model repository; the default model is trained into it if it has none",
     )
     parser.add_argument(
         "--servers",

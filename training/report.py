@@ -236,7 +236,7 @@ def _comparison_table(summary: TrainingSummary) -> str:
     best = max(accuracies, key=lambda name: accuracies[name])
     verdict = f"Highest mean subset accuracy: {best} ({accuracies[best]:.3f})."
     if not summary.baselines:
-        verdict += " Baselines were not run (add `--baselines`)."
+        verdict += " Baselines were not run (`--no-baselines`)."
     return "\n".join(lines) + "\n\n" + verdict
 
 

@@ -27,7 +27,7 @@ EXIT_BAD_DATA = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="multilabel-train",
-        description="Cross-validate the multi-label network (and, if asked, simple baselines on "
+        description="Cross-validate the multi-label network (and simple baselines on "
         "the same splits), tune its thresholds, fit it on all the data and publish the next "
         "model version under OUTPUT/NAME/ with a model card and plots.",
     )
@@ -111,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument(
         "--baselines",
-        action="store_true",
-        help="also evaluate scikit-learn baselines on the same splits, for the report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also evaluate scikit-learn baselines on the same splits, for the report "
+        "(about a minute)",
     )
     evaluation.add_argument(
         "--jobs",

@@ -100,10 +100,15 @@ async def metadata(model: ServedModel, repository: Repository) -> Response:
     return json_response(body.model_dump(mode="json"))
 
 
+def dumps(document: Any) -> bytes:
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def render_predictions(
     model: Model, prediction: Prediction, out_of_range: list[OutOfRange]
 ) -> dict[str, Any]:
-    """The PredictResponse document, built from whole arrays rather than value by value."""
+    """The PredictResponse document; probabilities stay float32 scalars, which ``dumps`` writes
+    in their shortest form (as the V2 and TF Serving routes do), not as 17-digit doubles."""
     labels = model.metadata.labels
     vectors = prediction.positives.astype(np.uint8).tolist()
     warnings: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -119,7 +124,7 @@ def render_predictions(
             "warnings": warnings.get(index, []),
         }
         for index, (probabilities, vector) in enumerate(
-            zip(prediction.probabilities.tolist(), vectors, strict=True)
+            zip(prediction.probabilities, vectors, strict=True)
         )
     ]
     return {
@@ -139,12 +144,10 @@ def predictions_json(model: Model, prediction: Prediction, out_of_range: list[Ou
     """
     rows, width = prediction.probabilities.shape
     if rows < FRAGMENT_ROWS or width > MAX_FRAGMENT_LABELS:
-        return orjson.dumps(render_predictions(model, prediction, out_of_range))
+        return dumps(render_predictions(model, prediction, out_of_range))
     labels = tuple(model.metadata.labels)
     keys = [b"," + orjson.dumps(label) + b":" for label in labels]
-    values = orjson.dumps(
-        prediction.probabilities.astype(np.float64).ravel(), option=orjson.OPT_SERIALIZE_NUMPY
-    )[1:-1].split(b",")
+    values = dumps(prediction.probabilities.ravel())[1:-1].split(b",")
     stride = 2 * width + 1  # a row: key, value, key, value, ..., ending
     parts = [b""] * (rows * stride)
     parts[0::stride] = [b',{"probabilities":{' + keys[0][1:]] * rows
@@ -157,7 +160,7 @@ def predictions_json(model: Model, prediction: Prediction, out_of_range: list[Ou
     parts[stride - 1 :: stride] = _label_set_endings(labels)[codes].tolist()
     for row, document in _rows_with_warnings(model, prediction, out_of_range):
         parts[row * stride : (row + 1) * stride] = [b""] * stride
-        parts[row * stride] = (b"," if row else b"") + orjson.dumps(document)
+        parts[row * stride] = (b"," if row else b"") + dumps(document)
     head = {
         "model": {"name": model.name, "version": model.version},
         "thresholds": dict(zip(labels, prediction.thresholds.tolist(), strict=True)),

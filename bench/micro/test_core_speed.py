@@ -15,7 +15,7 @@ import pytest
 
 from app.http import validate_body
 from app.inference import Model
-from app.routes.predict import predictions_json, render_predictions
+from app.routes.predict import dumps, predictions_json, render_predictions
 from app.schemas import PredictRequest
 from app.validation import features_from_rows, features_from_tensor, may_contain_booleans
 from bench.micro.conftest import BATCHES
@@ -81,5 +81,5 @@ def test_native_response_rendering(
     if renderer == "fragments":
         body = benchmark(predictions_json, model, prediction, warnings)
     else:
-        body = benchmark(lambda: orjson.dumps(render_predictions(model, prediction, warnings)))
+        body = benchmark(lambda: dumps(render_predictions(model, prediction, warnings)))
     assert len(orjson.loads(body)["predictions"]) == rows

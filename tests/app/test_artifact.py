@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from app.artifact import (
     KERAS_FILE,
     METADATA_FILE,
     ONNX_FILE,
+    STALE_STAGING_SECONDS,
     ArtifactError,
     Metadata,
     list_versions,
@@ -119,3 +122,20 @@ def test_only_positive_integer_directories_are_versions(tmp_path: Path, entry: s
 @pytest.mark.parametrize("name", ["..", "../x", ".hidden", "a/b", ""])
 def test_unsafe_model_names_have_no_versions(tmp_path: Path, name: str) -> None:
     assert list_versions(tmp_path, name) == []
+
+
+def test_staging_left_by_a_killed_run_is_cleared_once_stale(
+    repository: Path, trained_version: Path
+) -> None:
+    model_dir = repository / MODEL_NAME
+    stale, recent = model_dir / ".staging-killed", model_dir / ".staging-running"
+    for directory in (stale, recent):
+        directory.mkdir()
+        (directory / ONNX_FILE).write_bytes(b"partial")
+    day_and_more = time.time() - STALE_STAGING_SECONDS - 60
+    os.utime(stale, (day_and_more, day_and_more))
+    with staging_directory(repository, MODEL_NAME) as staging:
+        publish(staging, stage_copy(trained_version, staging))
+    assert not stale.exists()
+    assert recent.exists()
+    assert list_versions(repository, MODEL_NAME) == [1, 2]

@@ -81,7 +81,7 @@ def test_the_model_card_tells_the_data_model_figures_and_thresholds(
         "multi-label `accuracy_score`",
         f"| **ours** (preset `default`) | {ours.mean:.3f} ± {ours.std:.3f} |",
         f"| ours, tuned thresholds (cross-fitted) | {tuned.mean:.3f} ± {tuned.std:.3f} |",
-        "Baselines were not run (add `--baselines`).",
+        "Baselines were not run (`--no-baselines`).",
         "### Thresholds: 0.5 against tuned",
         "would flatter",
         f"Thresholds served: {describe(metadata.labels, metadata.thresholds)}",

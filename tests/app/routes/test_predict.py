@@ -264,6 +264,7 @@ def test_bad_request_gets_a_located_error(
     error = response.json()["error"]
     assert (error["code"], error["row"], error["field"]) == (code, row, field)
     assert error["message"]
+    assert "np." not in error["message"]  # numbers read as numbers, not as numpy reprs
     if row is not None:
         assert f"row {row}" in error["message"]
 

@@ -27,7 +27,9 @@ def model(trained_version: Path) -> Model:
 
 
 def straightforward(model: Model, prediction: Prediction, warnings: list[OutOfRange]) -> bytes:
-    return orjson.dumps(render_predictions(model, prediction, warnings))
+    return orjson.dumps(
+        render_predictions(model, prediction, warnings), option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def rows_within_training_ranges(model: Model, count: int, seed: int) -> np.ndarray:
