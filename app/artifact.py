@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -245,10 +245,14 @@ def _remove_stale_staging(model_dir: Path) -> None:
                 shutil.rmtree(entry)
 
 
-def publish(staging: Path, metadata: Metadata) -> Path:
+def publish(
+    staging: Path, metadata: Metadata, *, before_rename: Callable[[Path], None] | None = None
+) -> Path:
     """Hash the staged files, take the next version number and rename the directory into place.
 
-    A lock on the model directory makes concurrent trainings take distinct versions.
+    ``before_rename`` runs on the staged directory once ``metadata.json`` is final (e.g. to sign
+    it), so whatever it writes is published atomically with the rest. A lock on the model
+    directory makes concurrent trainings take distinct versions.
     """
     files = {
         str(file.relative_to(staging)): sha256_of(file)
@@ -260,6 +264,8 @@ def publish(staging: Path, metadata: Metadata) -> Path:
         version = max(list_versions(model_dir.parent, model_dir.name), default=0) + 1
         final = metadata.model_copy(update={"version": version, "files": files})
         _write_synced(staging / METADATA_FILE, final.model_dump_json(indent=2).encode())
+        if before_rename is not None:
+            before_rename(staging)
         for file in staging.rglob("*"):
             if file.is_file():
                 _fsync_file(file)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.artifact import MODEL_NAME_PATTERN
@@ -64,6 +64,57 @@ class Settings(BaseSettings):
 
     max_versions: int = Field(default=2, ge=1)
     """How many of the newest valid versions stay loaded (older ones answer 404)."""
+
+    max_inflight_rows: int = Field(default=65_536, ge=1)
+    """Most rows being processed at once per worker (admission control); a request that would
+    go past it gets a 503 with ``Retry-After`` in its protocol's error shape."""
+
+    offload_rows: int = Field(default=256, ge=1)
+    """From this many rows on, inference and rendering run in a bounded thread pool instead of
+    on the event loop, so that large batches never delay health probes."""
+
+    offload_threads: int = Field(default=2, ge=1, le=64)
+    """Threads of that pool, per worker."""
+
+    retry_after: int = Field(default=1, ge=0)
+    """Seconds a client refused by admission control is told to wait (``Retry-After``)."""
+
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send the request line and all headers; later gets a 408."""
+
+    body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client has to send a declared request body once its headers arrived."""
+
+    keep_alive_timeout: float = Field(default=5.0, gt=0)
+    """Seconds an idle keep-alive connection stays open between requests."""
+
+    max_header_bytes: int = Field(default=16_384, ge=1024)
+    """Largest request line plus headers accepted; larger gets a 431 before it is kept."""
+
+    max_header_count: int = Field(default=100, ge=8)
+    """Most header fields in one request; more gets a 431."""
+
+    max_connections: int = Field(default=1000, ge=1)
+    """Open connections per worker; past it new connections are answered 503 (health probes
+    excepted)."""
+
+    api_keys: SecretStr | None = None
+    """Comma-separated API keys; when set (or ``api_keys_file`` is), every request but the
+    health probes needs ``Authorization: Bearer <key>``. Off by default."""
+
+    api_keys_file: Path | None = None
+    """A file of API keys, one per line (``#`` comments allowed); read at start-up."""
+
+    metrics_require_key: bool = True
+    """Whether ``/metrics`` also needs an API key when keys are configured."""
+
+    trusted_keys: Path | None = None
+    """A PEM file of Ed25519 public keys, or a directory of ``*.pem`` files. When set, a model
+    version is served only if its signature verifies with one of them."""
+
+    allow_schema_change: bool = False
+    """Whether hot reload may serve a version whose features or labels (names, order, count)
+    differ from the served version's; by default such a version is refused."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Threshold of the service's logs."""

@@ -20,6 +20,7 @@ from app.logs import configure_logging
 from app.metrics import ServiceMetrics
 from app.observability import RequestObservability
 from app.openapi import install_openapi
+from app.pages import install_pages
 from app.repository import ModelRepository, watch
 from app.routes import health, metrics, predict, tfserving, v2
 
@@ -44,6 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The service instruments itself (app.observability); FastAPI's OpenTelemetry hooks
         # would otherwise look up tracer and meter providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # FastAPI's own /docs and /redoc load their assets from a public CDN; app.pages serves
+        # them from assets shipped with the service instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -61,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(v2.router)
     app.include_router(tfserving.router)
+    install_pages(app)
     install_openapi(app)
     return app
 
@@ -69,11 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_logging(settings)
-    repository = ModelRepository(
-        settings.model_dir,
-        settings.model_name,
+    repository = ModelRepository.from_settings(
+        settings,
         loader=partial(load_model, backend=settings.backend, onnx_threads=settings.onnx_threads),
-        max_versions=settings.max_versions,
         on_event=app.state.metrics.model_listener(settings.model_name),
     )
     app.state.repository = repository

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from app.artifact import ArtifactError, list_versions, version_path
+from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady, shown
 from app.inference import Model
 
@@ -69,6 +70,19 @@ class ModelRepository:
         self._last_rejection = "no version could be loaded"
         self._serving_from_memory = False
         self._refresh_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, loader: Loader, on_event: EventListener | None = None
+    ) -> ModelRepository:
+        """The repository the settings describe (directory, name, versions kept, checks)."""
+        return cls(
+            settings.model_dir,
+            settings.model_name,
+            loader,
+            max_versions=settings.max_versions,
+            on_event=on_event or (lambda event, version: None),
+        )
 
     @property
     def snapshot(self) -> Snapshot:
