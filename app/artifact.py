@@ -105,6 +105,58 @@ class ThresholdTuning(BaseModel):
     )
 
 
+class PairedComparison(BaseModel):
+    """The served model against another on the same splits: per-split differences of subset
+    accuracy (served minus other), as a paired comparison."""
+
+    mean: float
+    std: float
+    won: int = Field(description="Splits where the served model scored higher.")
+    lost: int
+    tied: int
+    standard_error: float = Field(
+        description="Nadeau and Bengio's corrected standard error of the mean difference, which "
+        "allows for the overlap of the training parts of repeated k-fold splits."
+    )
+    verdict: str = Field(
+        description="'better', 'worse' or 'within noise': whether the mean difference is more "
+        "than twice its corrected standard error, and in which direction."
+    )
+
+
+class BayesLimit(BaseModel):
+    """The best any model can do on this data: the Bayes-optimal rule of its generator."""
+
+    known: bool
+    description: str
+    evaluation: CrossValidation | None = Field(
+        default=None,
+        description="The rule on the same splits: subset_accuracy thresholds its marginals at "
+        "0.5, joint_subset_accuracy takes the most probable label set.",
+    )
+
+
+class CandidateScore(BaseModel):
+    """One set of network options, cross-validated on the selection folds."""
+
+    options: dict[str, Any]
+    subset_accuracy: MetricSummary
+    joint_subset_accuracy: MetricSummary | None = None
+
+
+class Selection(BaseModel):
+    """How a preset's options were chosen: on selection folds, not on the folds reported."""
+
+    n_splits: int
+    n_repeats: int
+    random_state: int = Field(description="Seed of the selection folds' RepeatedKFold.")
+    data_fingerprint: str
+    command: str
+    rule: str
+    candidates: dict[str, CandidateScore]
+    chosen: str
+
+
 class Metadata(BaseModel):
     """Everything a server needs to know about one model version (``metadata.json``)."""
 
@@ -126,6 +178,23 @@ class Metadata(BaseModel):
     threshold_tuning: ThresholdTuning | None = None
     baselines: dict[str, CrossValidation] | None = Field(
         default=None, description="scikit-learn models on the same splits, at threshold 0.5."
+    )
+    label_sets: list[list[str]] | None = Field(
+        default=None,
+        description="The label sets the network's softmax head ranges over (label names on in "
+        "each); None for one sigmoid output per label.",
+    )
+    limit: BayesLimit | None = Field(
+        default=None, description="The data's Bayes limit on the same splits, where known."
+    )
+    comparisons: dict[str, PairedComparison] | None = Field(
+        default=None,
+        description="The served model against each baseline and the limit, split by split.",
+    )
+    selection: Selection | None = Field(
+        default=None,
+        description="The selection run that chose the preset's options (other folds than "
+        "``evaluation``'s); None when options were given on the command line.",
     )
     libraries: dict[str, str]
     parity: ParityCheck
@@ -153,10 +222,12 @@ class Metadata(BaseModel):
 
 
 def decide(
-    probabilities: NDArray[np.float32], thresholds: NDArray[np.float64]
+    probabilities: NDArray[np.float32], thresholds: NDArray[np.floating[Any]]
 ) -> NDArray[np.bool_]:
-    """The meaning of a threshold, for training and serving alike: a label is on at or above it."""
-    return probabilities >= thresholds
+    """The meaning of a threshold, for training and serving alike: a label is on at or above it,
+    compared in the probabilities' own precision (float32), so that a probability printed as
+    0.7 is on at threshold 0.7."""
+    return probabilities >= thresholds.astype(probabilities.dtype, copy=False)
 
 
 def sha256_of(path: Path) -> str:

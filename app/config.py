@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port to listen on."""
 
+    root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    """The path prefix the service is mounted under behind a proxy (e.g. ``/multilabel``), as
+    uvicorn's ``--root-path``; routes answer with and without it."""
+
     workers: int = Field(default=1, ge=1, le=64)
     """Worker processes (``python -m app`` only; each loads its own copy of the model)."""
 
@@ -73,8 +77,9 @@ class Settings(BaseSettings):
     """From this many rows on, inference and rendering run in a bounded thread pool instead of
     on the event loop, so that large batches never delay health probes."""
 
-    offload_threads: int = Field(default=2, ge=1, le=64)
-    """Threads of that pool, per worker."""
+    offload_threads: int = Field(default=1, ge=1, le=64)
+    """Threads of that pool, per worker. One keeps the event loop's share of the interpreter
+    lock (and so health probes) largest; inference itself runs in ONNX Runtime's threads."""
 
     retry_after: int = Field(default=1, ge=0)
     """Seconds a client refused by admission control is told to wait (``Retry-After``)."""

@@ -6,7 +6,6 @@ reference and imports TensorFlow only when chosen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +15,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.artifact import KERAS_FILE, ONNX_FILE, ArtifactError, Metadata, decide, read_artifact
-from app.errors import SHOWN_LENGTH, InvalidRequest, shown
 
 BackendName = Literal["onnx", "keras"]
 
@@ -57,21 +55,38 @@ class KerasBackend:
         return np.asarray(self._model(features, training=False), dtype=np.float32)
 
 
-@dataclass(frozen=True)
-class OutOfRange:
-    """A feature value outside the interval seen in training."""
+_NO_INDICES = np.zeros(0, dtype=np.intp)
 
-    row: int
-    feature: str
-    value: float
-    train_range: tuple[float, float]
+
+@dataclass(frozen=True, eq=False)
+class OutOfRange:
+    """The feature values outside the interval seen in training, in row then feature order:
+    where each is (row, feature column) and what it is."""
+
+    rows: NDArray[np.intp]
+    columns: NDArray[np.intp]
+    values: NDArray[np.float32]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @classmethod
+    def none(cls) -> OutOfRange:
+        return cls(_NO_INDICES, _NO_INDICES, np.zeros(0, dtype=np.float32))
+
+    def in_rows(self, rows: NDArray[np.intp]) -> OutOfRange:
+        """The warnings of these rows (sorted), renumbered as rows 0, 1, ... of the subset."""
+        kept = np.isin(self.rows, rows)
+        return OutOfRange(
+            np.searchsorted(rows, self.rows[kept]), self.columns[kept], self.values[kept]
+        )
 
 
 @dataclass(frozen=True)
 class Prediction:
     probabilities: NDArray[np.float32]
     positives: NDArray[np.bool_]
-    thresholds: NDArray[np.float64]
+    thresholds: NDArray[np.float32]
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,8 +110,9 @@ class Model:
         return len(self.metadata.features)
 
     @cached_property
-    def default_thresholds(self) -> NDArray[np.float64]:
-        return np.asarray(self.metadata.thresholds, dtype=np.float64)
+    def default_thresholds(self) -> NDArray[np.float32]:
+        """float32, like the probabilities: a probability printed as 0.7 is on at 0.7."""
+        return np.asarray(self.metadata.thresholds, dtype=np.float32)
 
     @cached_property
     def _train_low(self) -> NDArray[np.float32]:
@@ -106,49 +122,21 @@ class Model:
     def _train_high(self) -> NDArray[np.float32]:
         return np.asarray([r.max for r in self.metadata.feature_ranges], dtype=np.float32)
 
-    def thresholds_for(self, override: float | Mapping[str, float] | None) -> NDArray[np.float64]:
-        """The model's thresholds with a request's override: one for all, or some by name."""
-        if override is None:
-            return self.default_thresholds
-        if isinstance(override, int | float):
-            return np.full(len(self.metadata.labels), override, dtype=np.float64)
-        thresholds = self.default_thresholds.copy()
-        positions = {label: index for index, label in enumerate(self.metadata.labels)}
-        for label, value in override.items():
-            if label not in positions:
-                raise InvalidRequest(
-                    f"threshold: unknown label {shown(label)}; labels are "
-                    f"{', '.join(self.metadata.labels)}",
-                    field=f"threshold.{label[:SHOWN_LENGTH]}",
-                )
-            thresholds[positions[label]] = value
-        return thresholds
-
     def predict(
-        self, features: NDArray[np.float32], thresholds: NDArray[np.float64] | None = None
+        self, features: NDArray[np.float32], thresholds: NDArray[np.float32] | None = None
     ) -> Prediction:
         """Probabilities and label decisions for a validated float32 matrix [rows, features]."""
         used = self.default_thresholds if thresholds is None else thresholds
         probabilities = self.backend(features)
         return Prediction(probabilities, decide(probabilities, used), used)
 
-    def out_of_range(self, features: NDArray[np.float32]) -> list[OutOfRange]:
+    def out_of_range(self, features: NDArray[np.float32]) -> OutOfRange:
         """Every value outside its training range, in row then feature order."""
         outside = (features < self._train_low) | (features > self._train_high)
         if not outside.any():
-            return []
-        names = self.metadata.features
-        ranges = self.metadata.feature_ranges
-        return [
-            OutOfRange(
-                row=int(row),
-                feature=names[column],
-                # The float32 value's shortest text: 3.7, not 3.700000047683716.
-                value=float(str(features[row, column])),
-                train_range=(ranges[column].min, ranges[column].max),
-            )
-            for row, column in zip(*np.nonzero(outside), strict=True)
-        ]
+            return OutOfRange.none()
+        rows, columns = np.nonzero(outside)
+        return OutOfRange(rows, columns, features[rows, columns])
 
 
 def load_model(path: Path, *, backend: BackendName = "onnx", onnx_threads: int = 1) -> Model:

@@ -1,4 +1,10 @@
-"""The FastAPI application: ``create_app(settings)``, and ``app`` for ``uvicorn app.main:app``."""
+"""The application: ``create_app(settings)``, and ``app`` for ``uvicorn app.main:app``.
+
+Requests meet the data plane first: a Starlette router holding every codec's operations
+(``app.codecs``), whose endpoints are plain ASGI callables. Whatever none of them matches goes
+to the control plane, a FastAPI application: health, metadata, metrics, the OpenAPI document,
+the docs and pages. The model loads in the lifespan, never at import.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +13,113 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import Router
+from starlette.types import Receive, Scope, Send
 
+from app.auth import ApiKeys, require_api_key
+from app.codecs import CODECS, native
+from app.codecs.endpoint import SERVICES_STATE_KEY, Services, routes
 from app.config import Settings, get_settings
-from app.errors import install_error_handlers
-from app.http import BodySizeLimit, HotRoutes
+from app.control import health, metadata, metrics
+from app.dataplane import DataPlane
+from app.errors import InvalidRequest, RoutingError, ServiceError
 from app.inference import load_model
 from app.logs import configure_logging
 from app.metrics import ServiceMetrics
-from app.observability import RequestObservability
+from app.observability import ControlPlaneObservability, RequestObserver
 from app.openapi import install_openapi
 from app.pages import install_pages
 from app.repository import ModelRepository, watch
-from app.routes import health, metrics, predict, tfserving, v2
+from app.version import SERVICE_VERSION
 
 logger = logging.getLogger(__name__)
 
-try:
-    SERVICE_VERSION = version("multilabel-service")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    SERVICE_VERSION = "0+unknown"
+
+class Service:
+    """The ASGI application: the data plane's routes, then the control plane."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.observer = RequestObserver(self.metrics)
+        self.control = _control_plane(settings, self.observer)
+        self.router = Router(
+            routes=routes(CODECS),
+            default=self.control,
+            lifespan=self._lifespan,
+            redirect_slashes=False,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.settings.root_path and scope["type"] == "http":
+            _place_under(self.settings.root_path, scope)
+        await self.router(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: object) -> AsyncIterator[dict[str, Any]]:
+        settings = self.settings
+        configure_logging(settings)
+        api_keys = ApiKeys.from_settings(settings)
+        repository = ModelRepository.from_settings(
+            settings,
+            loader=partial(
+                load_model, backend=settings.backend, onnx_threads=settings.onnx_threads
+            ),
+            on_event=self.metrics.model_listener(settings.model_name),
+        )
+        await asyncio.to_thread(repository.refresh)
+        if not repository.ready:
+            logger.error("not ready: %s", repository.snapshot.reason)
+        dataplane = DataPlane(repository, settings, self.metrics)
+        self.control.state.repository = repository
+        self.control.state.api_keys = api_keys
+        watcher = None
+        if settings.poll_interval > 0:
+            watcher = asyncio.create_task(watch(repository, settings.poll_interval))
+        try:
+            # Lifespan state: each request finds it in scope["state"]; uvicorn also hands it to
+            # its connection protocols (app/server.py counts what the HTTP edge refuses).
+            yield {
+                "metrics": self.metrics,
+                SERVICES_STATE_KEY: Services(dataplane, self.observer, api_keys, settings),
+            }
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            dataplane.close()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _place_under(root_path: str, scope: Scope) -> None:
+    """Serve under ``root_path`` whether the proxy in front strips it or forwards it: the
+    scope then always says both (``root_path``, and ``path`` starting with it), which is how
+    Starlette's routing and every URL the service writes expect it."""
+    path: str = scope["path"]
+    if path != root_path and not path.startswith(root_path + "/"):
+        scope["path"] = root_path + path  # the proxy stripped the prefix
+    scope["root_path"] = root_path
+
+
+def create_app(settings: Settings | None = None) -> Service:
     """Build the application; the model loads when it starts (lifespan), not here."""
-    settings = settings or get_settings()
-    app = FastAPI(
+    return Service(settings or get_settings())
+
+
+def _control_plane(settings: Settings, observer: RequestObserver) -> FastAPI:
+    """FastAPI for everything but inference: health, metadata, metrics, docs, pages."""
+    control = FastAPI(
         title="Multi-label prediction service",
         version=SERVICE_VERSION,
         description="Per-label probabilities and label sets from a small neural network, "
         "served with ONNX Runtime. Native API, Open Inference Protocol (V2) and "
         "TensorFlow Serving REST.",
-        lifespan=_lifespan,
         # The service instruments itself (app.observability); FastAPI's OpenTelemetry hooks
         # would otherwise look up tracer and meter providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -50,50 +128,57 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    install_error_handlers(app)
-    # Middleware added first runs innermost: the hot routes still get the size limit, the
-    # request id, metrics and the log line.
-    app.add_middleware(
-        HotRoutes, routes=[*predict.router.routes, *v2.router.routes, *tfserving.router.routes]
+    control.state.settings = settings
+    control.state.metrics = observer.metrics
+    secured = ApiKeys.configured(settings)
+    protected = [Depends(require_api_key)] if secured else []
+    control.include_router(health.router)
+    control.include_router(metadata.router, dependencies=protected)
+    control.include_router(
+        metrics.router, dependencies=protected if settings.metrics_require_key else []
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.state.metrics = ServiceMetrics()
-    # Added last, so outermost: it times, counts and logs every request, refused ones too.
-    app.add_middleware(RequestObservability, metrics=app.state.metrics)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(predict.router)
-    app.include_router(v2.router)
-    app.include_router(tfserving.router)
-    install_pages(app)
-    install_openapi(app)
-    return app
+    install_pages(control, card_dependencies=protected)
+    _install_error_handlers(control)
+    control.add_middleware(
+        ControlPlaneObservability, observer=observer, render_error=_native_error_parts
+    )
+    install_openapi(control, CODECS, secured=secured)
+    return control
 
 
-@contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    configure_logging(settings)
-    repository = ModelRepository.from_settings(
-        settings,
-        loader=partial(load_model, backend=settings.backend, onnx_threads=settings.onnx_threads),
-        on_event=app.state.metrics.model_listener(settings.model_name),
-    )
-    app.state.repository = repository
-    await asyncio.to_thread(repository.refresh)
-    if not repository.ready:
-        logger.error("not ready: %s", repository.snapshot.reason)
-    watcher = None
-    if settings.poll_interval > 0:
-        watcher = asyncio.create_task(watch(repository, settings.poll_interval))
-    try:
-        yield
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+def _native_error_parts(error: ServiceError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    reply = native.render_error(error)
+    return reply.status, reply.body, [(b"content-type", reply.media_type), *reply.headers]
+
+
+def _install_error_handlers(control: FastAPI) -> None:
+    """The control plane's errors, in the native API's one error shape."""
+
+    async def service_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ServiceError)
+        status, body, headers = _native_error_parts(error)
+        response = Response(body, status_code=status)
+        response.raw_headers = [*response.raw_headers, *headers]
+        return response
+
+    async def http_exception(request: Request, error: Exception) -> Response:
+        """Starlette's own errors (unknown path, wrong method)."""
+        assert isinstance(error, HTTPException)
+        return await service_error(
+            request, RoutingError(error.status_code, str(error.detail), dict(error.headers or {}))
+        )
+
+    async def request_validation(request: Request, error: Exception) -> Response:
+        """FastAPI's parameter validation (path and query values) as an invalid request."""
+        assert isinstance(error, RequestValidationError)
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid')}"
+        return await service_error(request, InvalidRequest(message, field=where))
+
+    control.add_exception_handler(ServiceError, service_error)
+    control.add_exception_handler(HTTPException, http_exception)
+    control.add_exception_handler(RequestValidationError, request_validation)
 
 
 def __getattr__(name: str) -> Any:

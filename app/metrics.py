@@ -13,11 +13,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
+from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.inference import Model, Prediction
+from app.inference import Model
 from app.repository import LoadEvent
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -69,7 +71,8 @@ class ServiceMetrics:
         )
         self.model_events = Counter(
             "multilabel_model_events",
-            "Model versions loaded, rejected (failed verification) and unloaded.",
+            "Model versions loaded, rejected (failed a check: files, signature, parity), "
+            "incompatible (features or labels differ from the served version) and unloaded.",
             ["model", "event"],
             registry=self.registry,
         )
@@ -78,6 +81,19 @@ class ServiceMetrics:
             "1 for each model version being served, 0 once unloaded.",
             ["model", "version"],
             multiprocess_mode="mostrecent",
+            registry=self.registry,
+        )
+        self.overloads = Counter(
+            "multilabel_overload_refusals",
+            "Requests refused with 503 because the worker held its limit of rows in flight.",
+            registry=self.registry,
+        )
+        self.connection_events = Counter(
+            "multilabel_http_connection_events",
+            "Connections ended or refused by the HTTP edge before a request reached the "
+            "application, by reason (header_timeout, body_timeout, idle_timeout, "
+            "headers_too_large, too_many_headers, over_connection_limit).",
+            ["event"],
             registry=self.registry,
         )
         # Labelled children, looked up once: `.labels()` validates and locks on every call.
@@ -98,7 +114,8 @@ class ServiceMetrics:
         count()
         observe(seconds)
 
-    def observe_prediction(self, model: Model, prediction: Prediction, warnings: int) -> None:
+    def observe_prediction(self, model: Model, positives: NDArray[np.bool_], warnings: int) -> None:
+        """Count the rows a model predicted, the labels it turned on, the warnings it gave."""
         key = (model.name, model.version)
         series = self._label_series.get(key)
         if series is None:
@@ -108,13 +125,20 @@ class ServiceMetrics:
             ]
             self._label_series[key] = series
         count_rows, *count_labels = series
-        positives = prediction.positives
         count_rows(positives.shape[0])
         for count, on in zip(count_labels, positives.sum(axis=0).tolist(), strict=True):
             if on:
                 count(on)
         if warnings:
             self.out_of_range.labels(model.name).inc(warnings)
+
+    def observe_overload(self) -> None:
+        """Count a request refused by admission control."""
+        self.overloads.inc()
+
+    def observe_connection_event(self, event: str) -> None:
+        """Count what the HTTP edge did to a connection (the server layer calls this)."""
+        self.connection_events.labels(event).inc()
 
     def model_listener(self, name: str) -> Callable[[LoadEvent, int], None]:
         """A repository ``on_event`` callback that counts events and keeps the info gauge."""

@@ -1,85 +1,125 @@
-"""Per-request instrumentation: a request id on every response, one log line and the request
-metrics for every request, and the hook through which routes report what they predicted.
+"""Per-request instrumentation: a request id on every response, the request metrics, and one
+access-log line per request, for the data plane and the control plane alike.
 
-A pure ASGI middleware (no BaseHTTPMiddleware: no extra task, no body copies), so the cost on
-the hot path is a header scan, a clock read, two metric updates and one log record.
+The data plane's endpoints call ``RequestObserver.record`` themselves (they know the status,
+route, rows and model without wrapping ``send``); the control plane gets the same through the
+``ControlPlaneObservability`` ASGI middleware. Both go through the one ``record`` below.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ServiceError, error_response
-from app.inference import Model, OutOfRange, Prediction
+from app.errors import ServiceError
+from app.logs import set_request_id
 from app.metrics import ServiceMetrics
 
-REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_HEADER = b"x-request-id"
 UNMATCHED_ROUTE = "unmatched"
-_HEADER_KEY = REQUEST_ID_HEADER.lower().encode()
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before the answer
 # What a caller may send as its request id; anything else is replaced by a generated one, so
 # that neither the response headers nor the logs carry what a client chose to inject.
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 access_logger = logging.getLogger("app.access")
+logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class RequestContext:
-    """What is known about the request being served; routes add what they predicted."""
+class RequestObserver:
+    """Request ids, request metrics and the access-log line."""
 
-    request_id: str
-    metrics: ServiceMetrics
-    rows: int | None = None
-    model: str | None = None
-    model_version: int | None = None
-
-
-_current: ContextVar[RequestContext | None] = ContextVar("multilabel_request", default=None)
-
-
-def current_request_id() -> str | None:
-    context = _current.get()
-    return None if context is None else context.request_id
-
-
-def record_prediction(model: Model, prediction: Prediction, warnings_count: int) -> None:
-    """Count a route's prediction in the metrics and in the request's log line."""
-    context = _current.get()
-    if context is None:  # called outside a request served through the middleware
-        return
-    context.metrics.observe_prediction(model, prediction, warnings_count)
-    context.rows = int(prediction.positives.shape[0])
-    context.model = model.name
-    context.model_version = model.version
-
-
-def predict_observed(
-    model: Model, features: NDArray[np.float32], thresholds: NDArray[np.float64] | None = None
-) -> tuple[Prediction, list[OutOfRange]]:
-    """Predict, and report what was predicted: the one call every protocol's route makes."""
-    prediction = model.predict(features, thresholds)
-    out_of_range = model.out_of_range(features)
-    record_prediction(model, prediction, len(out_of_range))
-    return prediction, out_of_range
-
-
-class RequestObservability:
-    """Request id, request metrics and the access log line, for every HTTP request."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics):
-        self.app = app
+    def __init__(self, metrics: ServiceMetrics):
         self.metrics = metrics
+        # 32 hex digits like a random id, but a counter after a per-process random prefix:
+        # unique without paying for randomness on every request.
+        self._id_prefix = secrets.token_hex(8)
+        self._id_counter = itertools.count()
+
+    def request_id(self, given: bytes | None) -> str:
+        """The caller's id when it is usable, else a new one; also set for this context."""
+        if given is not None and _VALID_REQUEST_ID.fullmatch(given):
+            request_id = given.decode()
+        else:
+            request_id = f"{self._id_prefix}{next(self._id_counter):016x}"
+        set_request_id(request_id)
+        return request_id
+
+    def record(
+        self,
+        method: str,
+        route: str,
+        path: str,
+        status: int,
+        seconds: float,
+        request_id: str,
+        rows: int | None = None,
+        model: tuple[str, int] | None = None,
+    ) -> None:
+        """Count the request and write its one log line."""
+        if method not in _METHODS:
+            method = "OTHER"  # bounded label values, whatever a client sends
+        self.metrics.observe_request(method, route, status, seconds)
+        if access_logger.isEnabledFor(logging.INFO):
+            _log_request(method, path, status, seconds, request_id, rows, model)
+
+
+def _log_request(
+    method: str,
+    path: str,
+    status: int,
+    seconds: float,
+    request_id: str,
+    rows: int | None,
+    model: tuple[str, int] | None,
+) -> None:
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "latency_ms": int(seconds * 1_000_000) / 1000,  # microsecond resolution; round() is slow
+        "rows": rows,
+        "model": model[0] if model else None,
+        "model_version": model[1] if model else None,
+        "request_id": request_id,
+    }
+    # Made and handled directly: Logger.info would first walk the stack for the caller's file
+    # and line, which no log line shows.
+    record = access_logger.makeRecord(
+        access_logger.name,
+        logging.INFO,
+        "",  # no source file: a path would be split into name and extension for every line
+        0,
+        "%s %s %d",
+        (method, path, status),
+        None,
+        extra={"fields": fields},
+    )
+    access_logger.handle(record)
+
+
+ErrorRenderer = Callable[[ServiceError], tuple[int, bytes, list[tuple[bytes, bytes]]]]
+
+
+class ControlPlaneObservability:
+    """Request id, request metrics and the access-log line for the control plane's requests.
+
+    It also answers for a bug in a control-plane route: the traceback is logged once, with the
+    request id, and the client gets a plain 500 in the native error shape (``render_error``).
+    """
+
+    def __init__(self, app: ASGIApp, observer: RequestObserver, render_error: ErrorRenderer):
+        self.app = app
+        self.observer = observer
+        self.render_error = render_error
         self._routes: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,96 +127,55 @@ class RequestObservability:
             await self.app(scope, receive, send)
             return
         started = perf_counter()
-        request_id = _request_id(scope["headers"])
-        id_header = (_HEADER_KEY, request_id.encode())
-        context = RequestContext(request_id, self.metrics)
-        # Never reset: each request runs in a task of its own, whose context dies with it, and
-        # the error handler that logs an unexpected exception runs after this call returns.
-        _current.set(context)
+        request_id = self.observer.request_id(_header(scope, REQUEST_ID_HEADER))
+        id_header = (REQUEST_ID_HEADER, request_id.encode())
         status = 500
-        response_started = False
+        started_response = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
+                status, started_response = message["status"], True
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            # A bug: the server error handler outside this middleware logs it; answer here
-            # so that the 500 carries the request id too (it then sees the response started).
-            if not response_started:
-                error = error_response(scope["path"], ServiceError("internal server error"))
-                await error(scope, receive, send_with_id)
-            raise
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not started_response:
+                code, body, headers = self.render_error(ServiceError("internal server error"))
+                await send_with_id(
+                    {"type": "http.response.start", "status": code, "headers": headers}
+                )
+                await send_with_id({"type": "http.response.body", "body": body})
         finally:
-            seconds = perf_counter() - started
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self.metrics.observe_request(method, self._route(scope), status, seconds)
-            if access_logger.isEnabledFor(logging.INFO):
-                _log_request(scope, status, seconds, context)
+            self.observer.record(
+                scope["method"],
+                self._route(scope),
+                scope["path"],
+                status,
+                perf_counter() - started,
+                request_id,
+            )
 
     def _route(self, scope: Scope) -> str:
-        """The route template (``/v2/models/{model_name}/infer``): bounded label values."""
+        """The route template (``/metadata``): bounded label values."""
         route = scope.get("route")
         if route is None:
             return UNMATCHED_ROUTE
         template = self._routes.get(id(route))
         if template is None:
-            template = self._routes[id(route)] = _template(route, scope["path"])
+            template = self._routes[id(route)] = _template(route)
         return template
 
 
-def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
-    for name, value in headers:
-        if name == _HEADER_KEY:
-            if _VALID_REQUEST_ID.fullmatch(value):
-                return value.decode()
-            break
-    return secrets.token_hex(16)
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
 
 
-def _template(route: Any, path: str) -> str:
-    """The full template of a matched route.
-
-    A route included with a prefix (``include_router(router, prefix="/v1")``) knows only its
-    own part of the path; the prefix is then the part of the request path before it.
-    """
-    template = str(getattr(route, "path_format", None) or getattr(route, "path", ""))
-    regex = getattr(route, "path_regex", None)
-    if regex is None or regex.match(path):
-        return template
-    for index, character in enumerate(path):
-        if index and character == "/" and regex.match(path[index:]):
-            return path[:index] + template
-    return template
-
-
-def _log_request(scope: Scope, status: int, seconds: float, context: RequestContext) -> None:
-    fields = {
-        "method": scope["method"],
-        "path": scope["path"],
-        "status": status,
-        "latency_ms": round(seconds * 1000, 3),
-        "rows": context.rows,
-        "model": context.model,
-        "model_version": context.model_version,
-        "request_id": context.request_id,
-    }
-    # Made and handled directly: Logger.info would first walk the stack for the caller's file
-    # and line, which no log line shows (a third of the cost of the line).
-    record = access_logger.makeRecord(
-        access_logger.name,
-        logging.INFO,
-        __file__,
-        0,
-        "%s %s %d",
-        (scope["method"], scope["path"], status),
-        None,
-        extra={"fields": fields},
-    )
-    access_logger.handle(record)
+def _template(route: Any) -> str:
+    return str(getattr(route, "path_format", None) or getattr(route, "path", UNMATCHED_ROUTE))

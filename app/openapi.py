@@ -1,19 +1,35 @@
-"""The OpenAPI document: FastAPI's, plus the schemas of bodies that routes parse themselves."""
+"""The OpenAPI document: the control plane's routes and every codec's operations, in one.
+
+The data plane's operations are served by ``app.codecs.endpoint``, not by FastAPI; they are
+documented by handing FastAPI's own generator one documentation-only ``APIRoute`` per
+operation, made from the same ``Operation`` that serves it, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Path
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from app.auth import bearer_scheme
+from app.codecs.base import Codec, Operation
+
+PATH_PARAMETERS = {
+    "name": "The served model's name",
+    "version": "One of the loaded versions",
+}
+_PATH_PARAMETER = re.compile(r"{(\w+)}")
 
 
-def install_openapi(app: FastAPI) -> None:
-    """Generate the document once, moving nested request-body definitions into components.
-
-    Routes that read their body with orjson declare it through ``openapi_extra``; the nested
-    models of such a schema arrive under ``$defs``, which OpenAPI tools do not resolve there.
-    """
+def install_openapi(app: FastAPI, codecs: Sequence[Codec], *, secured: bool) -> None:
+    """Generate the document once, on first request, from the app's routes and the codecs."""
+    documented = documentation_routes(codecs, secured=secured)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -21,14 +37,101 @@ def install_openapi(app: FastAPI) -> None:
                 title=app.title,
                 version=app.version,
                 description=app.description,
-                routes=app.routes,
+                routes=[*documented, *app.routes],
+                tags=[{"name": codec.tag} for codec in codecs],
             )
-            components = document.setdefault("components", {}).setdefault("schemas", {})
-            for path in document.get("paths", {}).values():
-                for operation in path.values():
-                    for media in operation.get("requestBody", {}).get("content", {}).values():
-                        components.update(media.get("schema", {}).pop("$defs", {}))
+            _move_nested_definitions(document)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def documentation_routes(codecs: Sequence[Codec], *, secured: bool) -> list[APIRoute]:
+    """One APIRoute per operation, never served: FastAPI's generator reads them."""
+    return [
+        APIRoute(
+            operation.path,
+            _signature_of(operation.path, operation.handler.__doc__ or ""),
+            methods=[operation.method],
+            name=f"{codec.name}: {operation.summary}",
+            summary=operation.summary,
+            description=inspect.cleandoc(operation.handler.__doc__ or ""),
+            operation_id=_operation_id(codec, operation),
+            tags=[codec.tag],
+            response_model=operation.response_model,
+            response_model_exclude_none=True,
+            responses={**_error_responses(codec, operation), **operation.responses},
+            openapi_extra=_request_body(operation),
+            dependencies=[Depends(bearer_scheme)] if secured and not operation.public else None,
+        )
+        for codec in codecs
+        for operation in codec.operations
+    ]
+
+
+def _signature_of(path: str, doc: str) -> Any:
+    """A function whose signature declares the path's parameters, as FastAPI reads them."""
+
+    def endpoint(**parameters: str) -> None:
+        raise RuntimeError("documentation only: app.codecs.endpoint serves this operation")
+
+    endpoint.__doc__ = doc
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[str, Path(description=PATH_PARAMETERS[name])],
+            )
+            for name in _PATH_PARAMETER.findall(path)
+        ]
+    )
+    return endpoint
+
+
+def _operation_id(codec: Codec, operation: Operation) -> str:
+    words = re.sub(r"[^A-Za-z0-9]+", "_", operation.path).strip("_") or "root"
+    slash = "_slash" if operation.path.endswith("/") else ""
+    return f"{codec.name}_{operation.method.lower()}_{words}{slash}"
+
+
+def _error_responses(codec: Codec, operation: Operation) -> dict[int | str, dict[str, Any]]:
+    """The operation's error statuses in the codec's error shape; ``4XX`` for the rest (405
+    wrong method...), which also keeps FastAPI from documenting a 422 the codec never sends."""
+    documented: dict[int | str, dict[str, Any]] = {
+        status: {"model": codec.error_model, "description": codec.error_descriptions[status]}
+        for status in operation.errors
+    }
+    documented["4XX"] = {"model": codec.error_model, "description": "Any other client error"}
+    return documented
+
+
+def _request_body(operation: Operation) -> dict[str, Any] | None:
+    """The body an operation reads itself (with orjson, not FastAPI), with its examples."""
+    model: type[BaseModel] | None = operation.request_model
+    if model is None:
+        return None
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    json_media: dict[str, Any] = {"schema": schema}
+    examples = schema.get("examples", [])
+    if examples:
+        json_media["examples"] = {
+            f"example {index + 1}": {"value": example} for index, example in enumerate(examples)
+        }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": json_media, **operation.request_media},
+        }
+    }
+
+
+def _move_nested_definitions(document: dict[str, Any]) -> None:
+    """Nested models of a request body schema arrive under ``$defs``, which OpenAPI tools do
+    not resolve there: move them into the components."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                components.update(media.get("schema", {}).pop("$defs", {}))

@@ -5,42 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.artifact import MetricSummary
-from app.errors import shown
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-def _is_probability(value: object) -> bool:
-    return isinstance(value, int | float) and type(value) is not bool and 0.0 <= value <= 1.0
-
-
-def _check_threshold(value: object) -> object:
-    """One clear message per mistake, instead of one per member of the union."""
-    if value is None or _is_probability(value):
-        return value
-    if not isinstance(value, dict):
-        raise PydanticCustomError(
-            "threshold",
-            "must be a number in [0, 1], or an object mapping label names to such numbers; "
-            "got {value}",
-            {"value": shown(value)},
-        )
-    for label, number in value.items():
-        if not _is_probability(number):
-            raise PydanticCustomError(
-                "threshold",
-                "label {label} needs a number in [0, 1], got {value}",
-                {"label": shown(label), "value": shown(number)},
-            )
-    return value
-
-
+_PROBABILITY_SCHEMA: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
+# Checked by the data plane (app.dataplane.thresholds_for), the same way for every protocol.
 Threshold = Annotated[
-    Probability | dict[str, Probability] | None, BeforeValidator(_check_threshold)
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _PROBABILITY_SCHEMA,
+                {"type": "object", "additionalProperties": _PROBABILITY_SCHEMA},
+            ]
+        }
+    ),
 ]
 
 _ROW_SCHEMA: dict[str, Any] = {
@@ -53,10 +34,10 @@ _ROW_SCHEMA: dict[str, Any] = {
         },
     ]
 }
-# Rows are validated by app.validation (vectorized, with row/feature locations), not by
+# Rows are validated by app.features (vectorized, with row/feature locations), not by
 # pydantic, which would be an order of magnitude slower on large batches.
 Rows = Annotated[
-    list[Any],
+    Any,
     WithJsonSchema({"type": "array", "items": _ROW_SCHEMA, "minItems": 1}),
 ]
 
@@ -94,8 +75,14 @@ class PredictRequest(BaseModel):
     )
     threshold: Threshold = Field(
         default=None,
-        description="Decision threshold: one for every label, or per label name. "
-        "Labels not named keep the model's default.",
+        description="Decision threshold: one number in [0, 1] for every label, or per label "
+        "name. Labels not named keep the model's default. A label is on at or above it.",
+    )
+    format: Literal["rows", "columns"] = Field(
+        default="rows",
+        description="'rows': one object per row (the default). 'columns': one array per label "
+        "for the probabilities and for the decisions, about a third of the size for large "
+        "batches.",
     )
 
 
@@ -146,6 +133,45 @@ class PredictResponse(BaseModel):
     model: ModelRef
     thresholds: dict[str, float] = Field(description="The thresholds this answer used.")
     predictions: list[RowPrediction] = Field(description="One per instance, in request order.")
+
+
+class RowWarning(BaseModel):
+    row: int
+    feature: str
+    value: float
+    train_range: tuple[float, float]
+
+
+class ColumnsResponse(BaseModel):
+    """The answer with ``"format": "columns"``: the same content, by label rather than by row."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "multilabel", "version": 1},
+                    "thresholds": {"label_0": 0.5, "label_1": 0.5, "label_2": 0.5},
+                    "probabilities": {
+                        "label_0": [0.99884903, 0.9974828],
+                        "label_1": [0.98249424, 0.9995327],
+                        "label_2": [0.00097176433, 0.99717975],
+                    },
+                    "decisions": {"label_0": [1, 1], "label_1": [1, 1], "label_2": [0, 1]},
+                    "warnings": [],
+                }
+            ]
+        }
+    )
+
+    model: ModelRef
+    thresholds: dict[str, float] = Field(description="The thresholds this answer used.")
+    probabilities: dict[str, list[float]] = Field(description="Per label, one value per row.")
+    decisions: dict[str, list[Literal[0, 1]]] = Field(
+        description="Per label, 1 where the row has the label on, in row order."
+    )
+    warnings: list[RowWarning] = Field(
+        description="Features outside the range seen in training, with their row."
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -204,17 +230,31 @@ class MetadataResponse(BaseModel):
     )
     data_fingerprint: str
     training: dict[str, Any]
+    schema_change_allowed: bool = Field(
+        description="Whether hot reload may serve a version whose features or labels differ "
+        "(MULTILABEL_ALLOW_SCHEMA_CHANGE)."
+    )
+    schemas_differ: bool = Field(
+        description="Whether the loaded versions take or answer different features or labels; "
+        "only possible when schema changes are allowed. Ask for a version explicitly then."
+    )
+    signatures_verified: bool = Field(
+        description="Whether every served version was verified against MULTILABEL_TRUSTED_KEYS."
+    )
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries declaring the native error shape for these statuses."""
     descriptions = {
         400: "Malformed JSON",
+        401: "Missing or wrong API key (when keys are configured)",
+        405: "Method not allowed",
+        408: "The request body did not arrive in time",
         404: "Unknown model or version",
         413: "Body or row count over the limit",
         415: "Body is not JSON",
         422: "Invalid request or input values",
-        503: "No model loaded",
+        503: "No model loaded, or the server is at its limit of work (see Retry-After)",
     }
     return {
         status: {"model": ErrorResponse, "description": descriptions.get(status, "Error")}

@@ -57,9 +57,13 @@ def running_server(
     command: list[str] | None = None,
     ready_path: str = "/health/live",
     timeout: float = 30.0,
+    port: int | None = None,
 ) -> Iterator[ServerProcess]:
-    """Start ``python -m app`` (or ``command``) on a free port of 127.0.0.1; stop it after."""
-    port = free_port()
+    """Start ``python -m app`` (or ``command``) on 127.0.0.1; stop it after.
+
+    The port is a free one, or ``port`` (for a ``command`` that must name it itself).
+    """
+    port = port or free_port()
     full_env = {
         **os.environ,
         "MULTILABEL_HOST": "127.0.0.1",

@@ -11,6 +11,20 @@ from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
+class GeneratorDistributions:
+    """The distributions ``make_multilabel_classification`` drew synthetic data from."""
+
+    class_prior: NDArray[np.float64]
+    """``p_c``: the probability of drawing each class, ``[classes]``."""
+    word_distributions: NDArray[np.float64]
+    """``p_w_c``: each class's distribution over the features (words), ``[features, classes]``."""
+    mean_label_count: float
+    """``n_labels``: the Poisson mean of a label set's size."""
+    allow_unlabeled: bool
+    """Whether empty label sets were kept (the generator redraws them otherwise)."""
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A feature matrix with its 0/1 label matrix and the names of both axes."""
 
@@ -20,10 +34,16 @@ class Dataset:
     label_names: list[str]
     source: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    generator: GeneratorDistributions | None = None
+    """Known for synthetic data only: then the best possible model is known too (limits.py)."""
 
     @property
     def n_samples(self) -> int:
         return int(self.features.shape[0])
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.label_names)
 
     def fingerprint(self) -> str:
         """SHA-256 over shapes and values: equal fingerprints mean identical training data."""
@@ -56,12 +76,15 @@ def synthetic_dataset(
     """The reference experiment's data: scikit-learn's ``make_multilabel_classification``."""
     from sklearn.datasets import make_multilabel_classification
 
-    features, labels = make_multilabel_classification(
+    # The distributions come from the same random stream either way: the data is unchanged.
+    features, labels, class_prior, word_distributions = make_multilabel_classification(
         n_samples=n_samples,
         n_features=n_features,
         n_classes=n_classes,
         n_labels=n_labels,
+        allow_unlabeled=True,
         random_state=random_state,
+        return_distributions=True,
     )
     parameters = {
         "n_samples": n_samples,
@@ -77,4 +100,10 @@ def synthetic_dataset(
         label_names=default_label_names(n_classes),
         source="make_multilabel_classification",
         parameters=parameters,
+        generator=GeneratorDistributions(
+            class_prior=np.asarray(class_prior, dtype=np.float64),
+            word_distributions=np.asarray(word_distributions, dtype=np.float64),
+            mean_label_count=float(n_labels),
+            allow_unlabeled=True,
+        ),
     )

@@ -20,13 +20,14 @@ from sklearn.model_selection import RepeatedKFold
 
 from app.artifact import CrossValidation
 from training.data import Dataset
+from training.label_sets import FoldPrediction
 from training.metrics import multilabel_metrics, per_label_key, summarize
 from training.thresholds import DEFAULT_THRESHOLD, OBJECTIVE_METRIC, Objective, tune_thresholds
 
 Fitter = Callable[
-    [NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], int], NDArray[np.floating]
+    [NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], int], FoldPrediction
 ]
-"""Fit on (train features, train labels) with a seed; return probabilities for test features."""
+"""Fit on (train features, train labels) with a seed; predict the test features."""
 
 # One thread per worker: the processes, not the threads, share the cores.
 _WORKER_ENVIRONMENT = {
@@ -110,11 +111,8 @@ class _Task:
     seed: int
 
 
-def _fit_and_predict(task: _Task) -> NDArray[np.float32]:
-    probabilities = task.fitter(
-        task.train_features, task.train_labels, task.test_features, task.seed
-    )
-    return np.asarray(probabilities, dtype=np.float32)
+def _fit_and_predict(task: _Task) -> FoldPrediction:
+    return task.fitter(task.train_features, task.train_labels, task.test_features, task.seed)
 
 
 class SplitRunner:
@@ -137,7 +135,7 @@ class SplitRunner:
             self._pool.join()
             self._pool = None
 
-    def map(self, tasks: Sequence[_Task]) -> Iterator[NDArray[np.float32]]:
+    def map(self, tasks: Sequence[_Task]) -> Iterator[FoldPrediction]:
         if self._pool is None:
             return map(_fit_and_predict, tasks)
         return self._pool.imap(_fit_and_predict, tasks, chunksize=1)
@@ -181,11 +179,15 @@ def cross_validate(
     splits: list[dict[str, float]] = []
     with contextlib.ExitStack() as stack:
         active = runner or stack.enter_context(SplitRunner())
-        for index, fold_probabilities in enumerate(active.map(tasks)):
+        for index, prediction in enumerate(active.map(tasks)):
             test = folds.splits[index][1]
-            probabilities[folds.repeat_of(index), test] = fold_probabilities
+            probabilities[folds.repeat_of(index), test] = prediction.probabilities
             metrics = multilabel_metrics(
-                dataset.labels[test], fold_probabilities, thresholds, dataset.label_names
+                dataset.labels[test],
+                prediction.probabilities,
+                thresholds,
+                dataset.label_names,
+                joint=prediction.joint,
             )
             splits.append(metrics)
             on_split(SplitResult(index=index + 1, total=folds.total, metrics=metrics))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import platform
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
@@ -20,11 +21,14 @@ from app.artifact import (
     KERAS_FILE,
     ONNX_FILE,
     ArtifactError,
+    BayesLimit,
     CrossValidation,
     DataSummary,
     FeatureRange,
     Metadata,
+    PairedComparison,
     ParityCheck,
+    Selection,
     ThresholdTuning,
     publish,
     staging_directory,
@@ -53,19 +57,28 @@ def export_artifact(
     evaluation: CrossValidation | None,
     threshold_tuning: ThresholdTuning | None = None,
     baselines: dict[str, CrossValidation] | None = None,
+    label_sets: list[list[str]] | None = None,
+    limit: BayesLimit | None = None,
+    comparisons: dict[str, PairedComparison] | None = None,
+    selection: Selection | None = None,
     write_extras: Callable[[Path], object] = lambda directory: None,
+    before_rename: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write the model, its ONNX export and metadata; publish atomically as the next version.
 
     ``write_extras`` adds files (the model card, plots) to the version before it is hashed and
-    published; if it fails, nothing is published.
+    published; ``before_rename`` runs once the metadata is final (e.g. to sign the version).
+    If either fails, nothing is published.
     """
     with staging_directory(repository, name) as staging:
         # Called before the export, which refuses a model never called (an assembled ensemble).
         inputs = parity_inputs(dataset.features)
         outputs = predict_probabilities(model, inputs)
         model.save(staging / KERAS_FILE)
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its own banner
+        # The exporter prints its own banner, and Keras's tf2onnx shim warns about NumPy's
+        # future np.object: neither concerns whoever runs the training.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             model.export(str(staging / ONNX_FILE), format="onnx")
         _check_onnx_parity(staging / ONNX_FILE, inputs, outputs)
         write_extras(staging)
@@ -92,12 +105,16 @@ def export_artifact(
             evaluation=evaluation,
             threshold_tuning=threshold_tuning,
             baselines=baselines,
+            label_sets=label_sets,
+            limit=limit,
+            comparisons=comparisons,
+            selection=selection,
             libraries=library_versions(),
             parity=ParityCheck(
                 inputs=inputs.tolist(), outputs=outputs.tolist(), tolerance=PARITY_TOLERANCE
             ),
         )
-        return publish(staging, metadata)
+        return publish(staging, metadata, before_rename=before_rename)
 
 
 def _check_onnx_parity(

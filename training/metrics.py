@@ -33,7 +33,9 @@ METRIC_DESCRIPTIONS = {
     "f1_macro": "mean of the per-label F1 scores",
     "f1_samples": "mean over samples of the F1 of each sample's label set",
     "log_loss": "mean over labels of the binary log loss of the probabilities "
-    "(the binary cross-entropy the network minimizes)",
+    "(the binary cross-entropy a network with sigmoid heads minimizes)",
+    "joint_subset_accuracy": "subset accuracy of the joint decision, the single most probable "
+    "label set (models with a distribution over label sets only)",
 }
 
 
@@ -46,8 +48,11 @@ def multilabel_metrics(
     probabilities: NDArray[np.floating],
     thresholds: NDArray[np.float64],
     label_names: Sequence[str],
+    *,
+    joint: NDArray[np.int64] | None = None,
 ) -> dict[str, float]:
-    """Every metric of one split, from its true labels and predicted probabilities.
+    """Every metric of one split, from its true labels and predicted probabilities (and the
+    most probable label sets, ``joint``, of a model that has them).
 
     Label decisions use ``probability >= threshold``. A sample with no true and no predicted
     label scores F1 1 in ``f1_samples`` (nothing to find, nothing claimed); elsewhere an
@@ -69,6 +74,8 @@ def multilabel_metrics(
             )
         ),
     }
+    if joint is not None:
+        metrics["joint_subset_accuracy"] = float(accuracy_score(labels, joint))
     for j, label in enumerate(label_names):
         truth, decided, scores = labels[:, j], predicted[:, j], probabilities[:, j]
         per_label = {

@@ -55,9 +55,11 @@ def subset_accuracy_plot(
     ours: Sequence[float],
     *,
     models: Mapping[str, Sequence[float]],
+    limit: Sequence[float] | None,
     show_reference: bool,
 ) -> None:
-    """Our per-split subset accuracy (left) and every model's spread on the same splits (right)."""
+    """Our per-split subset accuracy (left) and every model's spread on the same splits
+    (right), each against the data's limit where it is known."""
     figure = _figure(12.0, 5.0)
     left, right = figure.subplots(1, 2, width_ratios=[3, 2])
     splits = np.arange(1, len(ours) + 1)
@@ -78,6 +80,11 @@ def subset_accuracy_plot(
             label=f"reference mean ± std {ref['mean']:.3f} ± {ref['std']:.3f}",
         )
         left.axhline(ref["mean"], color="tab:gray", linestyle="--")
+    if limit is not None:
+        left.plot(splits, limit, "^:", color="tab:red", label="limit (Bayes rule), per split")
+        left.axhline(
+            float(np.mean(limit)), color="tab:red", label=f"limit, mean {np.mean(limit):.3f}"
+        )
     left.plot(splits, ours, "o-", color="tab:blue", label="ours, per split")
     left.axhline(float(np.mean(ours)), color="tab:blue", label=f"ours, mean {np.mean(ours):.3f}")
     left.set(
@@ -93,6 +100,10 @@ def subset_accuracy_plot(
     right.set_yticks(range(1, len(names) + 1), names, fontsize="small")
     right.invert_yaxis()
     right.set(title="All models on the same splits", xlabel="subset accuracy (threshold 0.5)")
+    if limit is not None:
+        right.axvline(
+            float(np.mean(limit)), color="tab:red", label=f"limit, mean {np.mean(limit):.3f}"
+        )
     if show_reference:
         right.axvline(
             REFERENCE_SPREAD["mean"],
@@ -100,6 +111,7 @@ def subset_accuracy_plot(
             linestyle="--",
             label="reference published mean",
         )
+    if limit is not None or show_reference:
         right.legend(loc="lower left", fontsize="small")
     _save(figure, path)
 
@@ -171,14 +183,14 @@ def calibration_plot(
         _diagonal(axes, "perfectly calibrated")
 
 
-def loss_plot(path: Path, histories: Sequence[Mapping[str, Sequence[float]]]) -> None:
+def loss_plot(path: Path, histories: Sequence[Mapping[str, Sequence[float]]], *, loss: str) -> None:
     """Per-epoch loss of the final fit, one line per network (and its validation loss)."""
     with _single_plot(
         path,
         legend="upper right",
         title="Final fit on all the data: loss per epoch",
         xlabel="epoch",
-        ylabel="binary cross-entropy",
+        ylabel=loss,
     ) as axes:
         for index, history in enumerate(histories):
             name = "network" if len(histories) == 1 else f"network {index + 1}"

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from app.artifact import CrossValidation, MetricSummary
+from app.artifact import BayesLimit, CrossValidation, MetricSummary, PairedComparison, Selection
 from training import plots
+from training.compare import NOISE_MULTIPLE
 from training.data import Dataset
 from training.evaluate import Evaluation, ThresholdEvaluation
+from training.label_sets import LabelSets
 from training.metrics import METRIC_DESCRIPTIONS, PER_LABEL_METRICS, per_label_key
-from training.model import NetworkOptions
+from training.model import PRESETS, Head, NetworkOptions, PresetName
 from training.thresholds import OBJECTIVE_METRIC
 from training.thresholds import describe as describe_thresholds
 
@@ -26,6 +28,8 @@ PRECISION_RECALL_PLOT = "precision_recall.png"
 CALIBRATION_PLOT = "calibration.png"
 LOSS_PLOT = "loss_curve.png"
 TABLE_METRICS = (*METRIC_DESCRIPTIONS,)
+LIMIT_JOINT = "limit: Bayes rule, most probable label set"
+LIMIT_MARGINALS = "limit: Bayes rule, marginals at 0.5"
 REFERENCE_DATA = {
     "n_samples": 1000,
     "n_features": 10,
@@ -42,14 +46,21 @@ class TrainingSummary:
     name: str
     command: str
     dataset: Dataset
-    preset: str
+    preset: PresetName
     options: NetworkOptions
+    head: Head
+    """The head fitted: ``label_sets`` falls back to ``sigmoid`` above the cap."""
+    label_sets: LabelSets | None
     seed: int
     thresholds: list[float]
     histories: list[dict[str, list[float]]]
     evaluation: Evaluation | None = None
     threshold_evaluation: ThresholdEvaluation | None = None
     baselines: dict[str, Evaluation] = field(default_factory=dict)
+    limit: BayesLimit | None = None
+    limit_evaluation: Evaluation | None = None
+    comparisons: dict[str, PairedComparison] = field(default_factory=dict)
+    selection: Selection | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall-clock time of each stage, in order: e.g. cross-validation, baselines, final fit."""
 
@@ -69,13 +80,20 @@ def write_report(summary: TrainingSummary, directory: Path) -> list[str]:
 
 
 def _write_plots(summary: TrainingSummary, directory: Path) -> list[str]:
-    plots.loss_plot(directory / LOSS_PLOT, summary.histories)
+    plots.loss_plot(
+        directory / LOSS_PLOT,
+        summary.histories,
+        loss="categorical cross-entropy"
+        if summary.label_sets is not None
+        else "binary cross-entropy",
+    )
     evaluation = summary.evaluation
     if evaluation is None:
         return [LOSS_PLOT]
     truth = np.tile(summary.dataset.labels, (evaluation.folds.n_repeats, 1))
     scores = _pooled(evaluation.probabilities)
     labels = summary.dataset.label_names
+    limit = summary.limit_evaluation
     plots.subset_accuracy_plot(
         directory / SUBSET_ACCURACY_PLOT,
         evaluation.subset_accuracies,
@@ -83,6 +101,7 @@ def _write_plots(summary: TrainingSummary, directory: Path) -> list[str]:
             "ours": evaluation.subset_accuracies,
             **{name: baseline.subset_accuracies for name, baseline in summary.baselines.items()},
         },
+        limit=_joint_accuracies(limit) if limit else None,
         show_reference=summary.on_reference_data,
     )
     plots.roc_plot(directory / ROC_PLOT, truth, scores, labels)
@@ -91,6 +110,10 @@ def _write_plots(summary: TrainingSummary, directory: Path) -> list[str]:
     )
     plots.calibration_plot(directory / CALIBRATION_PLOT, truth, scores, labels)
     return [SUBSET_ACCURACY_PLOT, ROC_PLOT, PRECISION_RECALL_PLOT, CALIBRATION_PLOT, LOSS_PLOT]
+
+
+def _joint_accuracies(evaluation: Evaluation) -> list[float]:
+    return [split["joint_subset_accuracy"] for split in evaluation.cross_validation.splits]
 
 
 def _pooled(probabilities: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -103,6 +126,7 @@ def model_card(summary: TrainingSummary) -> str:
         _header(summary),
         _data_section(summary),
         _model_section(summary),
+        _selection_section(summary),
         _evaluation_section(summary),
         _plots_section(summary),
     ]
@@ -149,12 +173,23 @@ def _data_section(summary: TrainingSummary) -> str:
 
 def _model_section(summary: TrainingSummary) -> str:
     options = summary.options
+    n_labels = len(summary.dataset.label_names)
+    if summary.label_sets is not None:
+        head = (
+            f"Dense({summary.label_sets.count}, softmax) over the label sets seen in training → "
+            f"fixed (non-trainable) {summary.label_sets.count} x {n_labels} 0/1 matrix: per-label "
+            "probabilities are the marginals"
+        )
+        loss = "categorical cross-entropy over the label sets"
+    else:
+        head = f"Dense({n_labels}, sigmoid)"
+        loss = "binary cross-entropy"
     layers = [
         "standardization ((x - mean) / std of the training data, inside the graph)"
         if options.normalize
         else None,
-        f"Dense({options.hidden_units}, relu, he_uniform)",
-        f"Dense({len(summary.dataset.label_names)}, sigmoid)",
+        f"Dense({options.hidden_units}, relu, he_uniform)" if options.hidden_units else None,
+        head,
     ]
     architecture = " → ".join(layer for layer in layers if layer)
     extras = []
@@ -167,7 +202,7 @@ def _model_section(summary: TrainingSummary) -> str:
         extras.append(f"ensemble: mean probability of {options.ensemble} networks seeded apart")
     fitting = "; ".join(
         [
-            f"binary cross-entropy, Adam (learning rate {options.learning_rate})",
+            f"{loss}, Adam (learning rate {options.learning_rate})",
             f"{options.epochs} epochs of batch {options.batch_size}",
             *extras,
         ]
@@ -175,16 +210,75 @@ def _model_section(summary: TrainingSummary) -> str:
     return f"""
 ## Model
 
-- Preset: `{summary.preset}`{
-        " (the reference network exactly)"
-        if summary.preset == "reference" and options == NetworkOptions()
-        else ""
-    }
+- Preset: `{summary.preset}`{_preset_note(summary)}
 - Network: {architecture}
 - Fitting: {fitting}
-- Seed: {summary.seed}. The served model is this network fitted on all {summary.dataset.n_samples}
-  samples; it takes raw feature values (any scaling is part of the graph).
+{_label_sets_note(summary)}- Seed: {summary.seed}. The served model is this network fitted on all
+  {summary.dataset.n_samples} samples; it takes raw feature values (scaling is in the graph).
 - Thresholds served: {describe_thresholds(summary.dataset.label_names, summary.thresholds)}
+"""
+
+
+def _preset_note(summary: TrainingSummary) -> str:
+    if summary.preset == "reference" and summary.options == NetworkOptions():
+        return " (the reference network exactly)"
+    if summary.options != PRESETS[summary.preset]:
+        return " with options changed on the command line"
+    return ""
+
+
+def _label_sets_note(summary: TrainingSummary) -> str:
+    if summary.options.head != "label_sets":
+        return ""
+    if summary.label_sets is None:
+        return (
+            f"- Label-set head asked for, but the data holds more than "
+            f"{summary.options.max_label_sets} label sets: one sigmoid output per label instead\n"
+        )
+    sets = summary.label_sets.describe(summary.dataset.label_names)
+    listed = ", ".join("{" + ", ".join(names) + "}" for names in sets)
+    return f"- Label sets of the softmax ({len(sets)}): {listed}\n"
+
+
+def _selection_section(summary: TrainingSummary) -> str:
+    reported = (
+        f"`RepeatedKFold(n_splits={summary.evaluation.folds.n_splits}, "
+        f"n_repeats={summary.evaluation.folds.n_repeats}, "
+        f"random_state={summary.evaluation.folds.seed})`"
+        if summary.evaluation
+        else "nothing (no cross-validation)"
+    )
+    selection = summary.selection
+    if selection is None:
+        how = (
+            "the reference experiment's, fixed by definition"
+            if summary.preset == "reference" and summary.options == NetworkOptions()
+            else "given for this run; no selection run chose them"
+        )
+        return f"""
+## How the options were chosen
+
+Options: {how}. Every figure under Evaluation comes from {reported}.
+"""
+    rows = "\n".join(
+        f"| {'**' + name + '**' if name == selection.chosen else name} | "
+        f"{_mean_std(score.subset_accuracy)} | {_mean_std(score.joint_subset_accuracy)} |"
+        for name, score in sorted(
+            selection.candidates.items(), key=lambda item: -item[1].subset_accuracy.mean
+        )
+    )
+    return f"""
+## How the options were chosen
+
+- **Chose**: `RepeatedKFold(n_splits={selection.n_splits}, n_repeats={selection.n_repeats},
+  random_state={selection.random_state})`, the selection folds, by `{selection.command}`.
+- **Reported**: {reported}: every figure under Evaluation. Those folds took no part in the
+  choice (the rows are the same data, split differently).
+- Rule: {selection.rule}.
+
+| candidate (selection folds) | subset accuracy | most probable label set |
+| --- | --- | --- |
+{rows}
 """
 
 
@@ -207,9 +301,13 @@ mean ± standard deviation over the splits.
 
 {descriptions}
 
+{_limit_section(summary)}
+
 ### Ours against the baselines (threshold 0.5)
 
 {_comparison_table(summary)}
+
+{_paired_section(summary)}
 
 {_thresholds_section(summary)}
 
@@ -227,17 +325,72 @@ def _comparison_table(summary: TrainingSummary) -> str:
     if summary.threshold_evaluation is not None:
         rows["ours, tuned thresholds (cross-fitted)"] = summary.threshold_evaluation.cross_fitted
     rows.update({name: baseline.cross_validation for name, baseline in summary.baselines.items()})
+    if summary.limit is not None and summary.limit.evaluation is not None:
+        rows["*limit of this data: Bayes-optimal rule*"] = summary.limit.evaluation
     header = "| model | " + " | ".join(name.replace("_", " ") for name in TABLE_METRICS) + " |"
     lines = [header, "|" + " --- |" * (len(TABLE_METRICS) + 1)]
     for name, result in rows.items():
         cells = [_mean_std(result.summary.get(metric)) for metric in TABLE_METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    accuracies = {name: result.summary["subset_accuracy"].mean for name, result in rows.items()}
+    accuracies = {
+        name: result.summary["subset_accuracy"].mean
+        for name, result in rows.items()
+        if not name.startswith("*limit")
+    }
     best = max(accuracies, key=lambda name: accuracies[name])
-    verdict = f"Highest mean subset accuracy: {best} ({accuracies[best]:.3f})."
+    verdict = (
+        f"Highest mean subset accuracy of the models: {best} ({accuracies[best]:.3f}). "
+        "The most probable label set column is empty for models that give no distribution "
+        "over label sets."
+    )
     if not summary.baselines:
         verdict += " Baselines were not run (`--no-baselines`)."
     return "\n".join(lines) + "\n\n" + verdict
+
+
+def _limit_section(summary: TrainingSummary) -> str:
+    limit = summary.limit
+    if limit is None:
+        return ""
+    if limit.evaluation is None:
+        return (
+            f"### The limit of this data\n\n{limit.description[0].upper()}{limit.description[1:]}."
+        )
+    joint = limit.evaluation.summary["joint_subset_accuracy"]
+    marginals = limit.evaluation.summary["subset_accuracy"]
+    return f"""
+### The limit of this data
+
+{limit.description} On the same splits, its subset accuracy is
+**{joint.mean:.3f} ± {joint.std:.3f}** deciding the most probable label set (the decision
+that maximizes expected subset accuracy), and {marginals.mean:.3f} ± {marginals.std:.3f}
+with its marginals thresholded at 0.5. The subset accuracy plot shows each model against it,
+split by split.
+"""
+
+
+def _paired_section(summary: TrainingSummary) -> str:
+    if not summary.comparisons:
+        return ""
+    rows = "\n".join(
+        f"| {name} | {result.mean:+.3f} ± {result.std:.3f} | {result.won} / {result.lost} / "
+        f"{result.tied} | {result.standard_error:.3f} | {result.verdict} |"
+        for name, result in summary.comparisons.items()
+    )
+    return f"""
+### Paired differences: the served model minus each other model, split by split
+
+Per split, the served model's subset accuracy (at the served thresholds) minus the other's on
+the very same split; then mean ± standard deviation of those differences, and the splits the
+served model won, lost and tied. Splits of repeated k-fold share most training rows, so the
+standard error of the mean difference uses Nadeau and Bengio's correction
+(1 / splits + test rows / training rows); a difference beyond {NOISE_MULTIPLE:g} standard
+errors is called better or worse, anything less is within noise.
+
+| other model | difference (mean ± std) | won / lost / tied | corrected s.e. | served model is |
+| --- | --- | --- | --- | --- |
+{rows}
+"""
 
 
 def _thresholds_section(summary: TrainingSummary) -> str:
@@ -305,10 +458,15 @@ def _per_label_table(summary: TrainingSummary) -> str:
 
 
 def _plots_section(summary: TrainingSummary) -> str:
+    loss = (
+        "categorical cross-entropy over label sets"
+        if summary.label_sets is not None
+        else "binary cross-entropy"
+    )
     figures = [
         (
             LOSS_PLOT,
-            "Final fit: training loss per epoch"
+            f"Final fit: training loss ({loss}) per epoch"
             + (" (dashed: validation loss)" if summary.options.early_stopping else "")
             + ". A curve that flattens is a fit that converged.",
         )
@@ -330,8 +488,17 @@ def _plots_section(summary: TrainingSummary) -> str:
             (
                 SUBSET_ACCURACY_PLOT,
                 f"Left: our subset accuracy on each of the {evaluation.folds.total} "
-                f"splits{spread}. Right: the spread of every model over the same splits "
-                "(box: quartiles, line: median, triangle: mean).",
+                f"splits{spread}"
+                + (
+                    ", and the limit of this data (the Bayes-optimal rule's most probable "
+                    "label set) on the same splits"
+                    if summary.limit_evaluation
+                    else ""
+                )
+                + ". Right: the spread of every model over the same splits "
+                "(box: quartiles, line: median, triangle: mean)"
+                + (", the limit's mean as a red line" if summary.limit_evaluation else "")
+                + ".",
             ),
             (
                 ROC_PLOT,

@@ -1,4 +1,4 @@
-"""Command line: ``python -m training.train`` or ``multilabel-train``; see ``--help``."""
+"""Command line: ``python -m training.train``; see ``--help``."""
 
 from __future__ import annotations
 
@@ -8,25 +8,30 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.artifact import MODEL_NAME_PATTERN, list_versions
 from training.csv_data import LABEL_PREFIX, DataError, load_csv
 from training.data import Dataset, synthetic_dataset
+from training.label_sets import MAX_LABEL_SETS, LabelSets
 
 if TYPE_CHECKING:
+    from app.artifact import BayesLimit, CrossValidation, PairedComparison, Selection
     from training.evaluate import Evaluation, Folds, SplitRunner, ThresholdEvaluation
-    from training.model import NetworkOptions
+    from training.model import FittedNetwork, NetworkOptions
     from training.thresholds import Objective
 
 EXIT_BAD_DATA = 2
+"""Exit status of a run refused before training: bad data or an unusable signing key."""
+BeforeRename = Callable[[Path], None]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="multilabel-train",
+        prog="python -m training.train",
         description="Cross-validate the multi-label network (and simple baselines on "
         "the same splits), tune its thresholds, fit it on all the data and publish the next "
         "model version under OUTPUT/NAME/ with a model card and plots.",
@@ -60,16 +65,35 @@ def build_parser() -> argparse.ArgumentParser:
     network = parser.add_argument_group(
         "network: a preset, and options that override it",
         "preset 'reference' is the reference experiment's network exactly; 'default' "
-        "standardizes the inputs inside the graph and averages 3 networks seeded apart "
-        "(measured better: see the README's Training section)",
+        "standardizes the inputs inside the graph and ends in a softmax over label sets, "
+        "with no hidden layer (chosen on selection folds: training/selection.json)",
     )
     network.add_argument(
         "--preset", choices=["default", "reference"], default="default", help="(default: default)"
     )
     network.add_argument("--epochs", type=_positive, help="training epochs (presets: 100)")
     network.add_argument("--batch-size", type=_positive, help="minibatch size (presets: 32)")
-    network.add_argument("--hidden-units", type=_positive, help="hidden layer width (presets: 20)")
-    network.add_argument("--learning-rate", type=float, help="Adam learning rate (presets: 0.001)")
+    network.add_argument(
+        "--hidden-units",
+        type=_non_negative,
+        help="hidden layer width; 0 for no hidden layer (reference: 20; default: 0)",
+    )
+    network.add_argument(
+        "--head",
+        choices=["sigmoid", "label_sets"],
+        help="'sigmoid': one independent output per label; 'label_sets': a softmax over the "
+        "label sets seen in the fit data, whose marginals are the per-label probabilities (the "
+        "served model's input and output stay the same); falls back to sigmoid above "
+        "--max-label-sets sets (reference: sigmoid; default: label_sets)",
+    )
+    network.add_argument(
+        "--max-label-sets",
+        type=_positive,
+        help=f"cap of the label-set head (default: {MAX_LABEL_SETS})",
+    )
+    network.add_argument(
+        "--learning-rate", type=float, help="Adam learning rate (reference: 0.001; default: 0.01)"
+    )
     network.add_argument(
         "--normalize",
         action=argparse.BooleanOptionalAction,
@@ -89,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         metavar="N",
         help="average the probabilities of N networks seeded apart, exported as one graph "
-        "(default: 3; reference: 1)",
+        "(presets: 1)",
     )
 
     evaluation = parser.add_argument_group("evaluation (RepeatedKFold) and thresholds")
@@ -114,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also evaluate scikit-learn baselines on the same splits, for the report "
-        "(about a minute)",
+        "(about a minute of CPU)",
     )
     evaluation.add_argument(
         "--jobs",
@@ -139,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--quiet", action="store_true", help="no progress bar (there is none outside a terminal)"
     )
+    output.add_argument(
+        "--signing-key",
+        type=Path,
+        metavar="PATH",
+        help="sign the published version with this Ed25519 private key (PEM), so that a "
+        "service with MULTILABEL_TRUSTED_KEYS serves it; checked before training starts",
+    )
     return parser
 
 
@@ -149,15 +180,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.output / args.name} already has a version; nothing to do (--if-missing)")
         return 0
     try:
+        before_rename = signer(args.signing_key)
         dataset = load_dataset(args)
-    except DataError as error:
+    except (DataError, SigningKeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_DATA
     started = time.monotonic()
     command = shlex.join(["python", "-m", "training.train", *arguments])
-    path = run(args, dataset, command=command)
+    path = run(args, dataset, command=command, before_rename=before_rename)
     print(f"published {path} in {time.monotonic() - started:.0f} s")
     return 0
+
+
+class SigningKeyError(Exception):
+    """The --signing-key file cannot sign; the message is one line saying why."""
+
+
+def signer(key_path: Path | None) -> BeforeRename | None:
+    """What signs the staged version before it is published, if a key is given; the key is
+    read now, so that a bad one stops the run before any training."""
+    if key_path is None:
+        return None
+    # Deferred: only signing runs need the signing module (and its cryptography).
+    from app.signing import KeyFileError, load_private_key, sign_version
+
+    try:
+        key = load_private_key(key_path)
+    except KeyFileError as error:
+        raise SigningKeyError(str(error)) from error
+    return lambda version_dir: sign_version(version_dir, key)
 
 
 def load_dataset(args: argparse.Namespace) -> Dataset:
@@ -180,14 +231,16 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     )
 
 
-def run(args: argparse.Namespace, dataset: Dataset, *, command: str) -> Path:
+def run(
+    args: argparse.Namespace,
+    dataset: Dataset,
+    *,
+    command: str,
+    before_rename: BeforeRename | None = None,
+) -> Path:
     """Evaluate, fit, report and publish; returns the published version's directory."""
     # Deferred: importing TensorFlow takes seconds, and --help should not wait for it.
-    from app.artifact import ThresholdTuning
-    from training.export import export_artifact
     from training.model import fit_model, preset_options
-    from training.report import TrainingSummary, write_report
-    from training.thresholds import DEFAULT_THRESHOLD
 
     options = preset_options(
         args.preset,
@@ -195,39 +248,96 @@ def run(args: argparse.Namespace, dataset: Dataset, *, command: str) -> Path:
         batch_size=args.batch_size,
         hidden_units=args.hidden_units,
         learning_rate=args.learning_rate,
+        head=args.head,
+        max_label_sets=args.max_label_sets,
         normalize=args.normalize,
         early_stopping=args.early_stopping,
         ensemble=args.ensemble,
     )
     seconds: dict[str, float] = {}
-    evaluation: Evaluation | None = None
-    baselines: dict[str, Evaluation] = {}
-    tuning: ThresholdEvaluation | None = None
-    thresholds = [DEFAULT_THRESHOLD] * len(dataset.label_names)
-    if not args.no_cv:
-        evaluation, baselines = _cross_validate(args, dataset, options, seconds)
-        tuning = _choose_thresholds(dataset, evaluation, args.threshold_objective)
-        thresholds = tuning.served
+    results = _cross_validate(args, dataset, options, seconds) if not args.no_cv else None
     started = time.monotonic()
     fitted = fit_model(dataset.features, dataset.labels, options, seed=args.seed)
     seconds["final fit"] = time.monotonic() - started
+    if options.head == "label_sets" and fitted.head == "sigmoid":
+        print(
+            f"{LabelSets.seen_in(dataset.labels).count} label sets exceed --max-label-sets "
+            f"{options.max_label_sets}: the model has one sigmoid output per label instead"
+        )
+    return _publish(
+        args,
+        dataset,
+        options,
+        fitted,
+        results,
+        command=command,
+        seconds=seconds,
+        selection=_selection_for(args, options, dataset),
+        before_rename=before_rename,
+    )
+
+
+@dataclass(frozen=True)
+class _Results:
+    """What cross-validation measured: the network, its thresholds, baselines and the limit."""
+
+    evaluation: Evaluation
+    tuning: ThresholdEvaluation
+    baselines: dict[str, Evaluation]
+    limit: BayesLimit
+    limit_evaluation: Evaluation | None
+
+    @property
+    def served(self) -> CrossValidation:
+        """The served decisions' figures: at the tuned thresholds if served, else at 0.5."""
+        if self.tuning.applied:
+            return self.tuning.cross_fitted
+        return self.evaluation.cross_validation
+
+
+def _publish(
+    args: argparse.Namespace,
+    dataset: Dataset,
+    options: NetworkOptions,
+    fitted: FittedNetwork,
+    results: _Results | None,
+    *,
+    command: str,
+    seconds: dict[str, float],
+    selection: Selection | None,
+    before_rename: BeforeRename | None,
+) -> Path:
+    from app.artifact import ThresholdTuning
+    from training.export import export_artifact
+    from training.report import TrainingSummary, write_report
+    from training.thresholds import DEFAULT_THRESHOLD
+
+    thresholds = results.tuning.served if results else [DEFAULT_THRESHOLD] * dataset.n_labels
+    comparisons = _comparisons(results) if results else None
     summary = TrainingSummary(
         name=args.name,
         command=command,
         dataset=dataset,
         preset=args.preset,
         options=options,
+        head=fitted.head,
+        label_sets=fitted.label_sets,
         seed=args.seed,
         thresholds=thresholds,
         histories=fitted.histories,
-        evaluation=evaluation,
-        threshold_evaluation=tuning,
-        baselines=baselines,
+        evaluation=results.evaluation if results else None,
+        threshold_evaluation=results.tuning if results else None,
+        baselines=results.baselines if results else {},
+        limit=results.limit if results else None,
+        limit_evaluation=results.limit_evaluation if results else None,
+        comparisons=comparisons or {},
+        selection=selection,
         seconds=seconds,
     )
     training: dict[str, Any] = {
         "preset": args.preset,
         **options.as_dict(),
+        "head_fitted": fitted.head,
         "seed": args.seed,
         "final_loss": fitted.final_loss,
         "epochs_run": [len(history["loss"]) for history in fitted.histories],
@@ -240,24 +350,60 @@ def run(args: argparse.Namespace, dataset: Dataset, *, command: str) -> Path:
         name=args.name,
         thresholds=thresholds,
         training=training,
-        evaluation=evaluation.cross_validation if evaluation else None,
+        evaluation=results.evaluation.cross_validation if results else None,
         threshold_tuning=ThresholdTuning(
-            objective=tuning.objective,
-            tuned=[float(value) for value in tuning.tuned],
-            applied=tuning.applied,
-            evaluation=tuning.cross_fitted,
+            objective=results.tuning.objective,
+            tuned=[float(value) for value in results.tuning.tuned],
+            applied=results.tuning.applied,
+            evaluation=results.tuning.cross_fitted,
         )
-        if tuning
+        if results
         else None,
-        baselines={name: result.cross_validation for name, result in baselines.items()} or None,
+        baselines={name: result.cross_validation for name, result in results.baselines.items()}
+        if results and results.baselines
+        else None,
+        label_sets=fitted.label_sets.describe(dataset.label_names) if fitted.label_sets else None,
+        limit=results.limit if results else None,
+        comparisons=comparisons,
+        selection=selection,
         write_extras=lambda directory: write_report(summary, directory),
+        before_rename=before_rename,
     )
+
+
+def _comparisons(results: _Results) -> dict[str, PairedComparison]:
+    """The served model against each baseline, and against the limit, split by split."""
+    from training.compare import compare_all
+    from training.report import LIMIT_JOINT, LIMIT_MARGINALS
+
+    others = {name: result.cross_validation for name, result in results.baselines.items()}
+    metric_of = {}
+    if results.limit.evaluation is not None:
+        others[LIMIT_JOINT] = others[LIMIT_MARGINALS] = results.limit.evaluation
+        metric_of[LIMIT_JOINT] = "joint_subset_accuracy"
+    return compare_all(results.served, others, metric_of)
+
+
+def _selection_for(
+    args: argparse.Namespace, options: NetworkOptions, dataset: Dataset
+) -> Selection | None:
+    """The selection run that chose these options, if they are its choice on its data."""
+    from training.select import SELECTION_FILE, load_selection
+
+    if args.preset != "default" or not SELECTION_FILE.is_file():
+        return None
+    selection = load_selection()
+    chosen = selection.candidates[selection.chosen].options
+    if chosen != options.as_dict() or selection.data_fingerprint != dataset.fingerprint():
+        return None
+    return selection
 
 
 def _cross_validate(
     args: argparse.Namespace, dataset: Dataset, options: NetworkOptions, seconds: dict[str, float]
-) -> tuple[Evaluation, dict[str, Evaluation]]:
-    """The network's cross-validation, then (if asked) the baselines' on the same splits."""
+) -> _Results:
+    """The network's cross-validation and thresholds, then (if asked) the baselines' on the
+    same splits, and the data's limit."""
     from training.evaluate import Folds, SplitRunner, cross_validate
     from training.model import NetworkFitter
     from training.progress import SplitProgress, show_bar
@@ -272,11 +418,43 @@ def _cross_validate(
             )
         seconds["cross-validation"] = time.monotonic() - started
         _print_summary("subset accuracy", evaluation)
+        tuning = _choose_thresholds(dataset, evaluation, args.threshold_objective)
         if args.baselines:
             started = time.monotonic()
-            baselines = _evaluate_baselines(dataset, folds, runner)
+            baselines = _evaluate_baselines(dataset, folds, runner, options)
             seconds["baselines"] = time.monotonic() - started
-    return evaluation, baselines
+    limit, limit_evaluation = _limit(dataset, folds)
+    return _Results(evaluation, tuning, baselines, limit, limit_evaluation)
+
+
+def _limit(dataset: Dataset, folds: Folds) -> tuple[BayesLimit, Evaluation | None]:
+    """The Bayes-optimal rule on the same splits (synthetic data), or why there is none."""
+    from app.artifact import BayesLimit
+    from training.evaluate import cross_validate
+    from training.limits import bayes_rule, no_limit_reason
+
+    rule = bayes_rule(dataset)
+    if rule is None:
+        reason = no_limit_reason(dataset)
+        print(reason[0].upper() + reason[1:])
+        return BayesLimit(known=False, description=reason), None
+    evaluation = cross_validate(dataset, rule, folds)
+    summary = evaluation.cross_validation.summary
+    joint, marginals = summary["joint_subset_accuracy"], summary["subset_accuracy"]
+    print(
+        "the limit of this data (the Bayes-optimal rule of its generator, same splits): "
+        f"subset accuracy {joint.mean:.3f} ± {joint.std:.3f} deciding the most probable label "
+        f"set, {marginals.mean:.3f} ± {marginals.std:.3f} with its marginals at 0.5",
+        flush=True,
+    )
+    description = (
+        "The exact posterior P(label set | features) of make_multilabel_classification's "
+        "generator, from the class prior and word distributions it drew the data with "
+        "(training/limits.py). No model can be expected to beat it."
+    )
+    return BayesLimit(
+        known=True, description=description, evaluation=evaluation.cross_validation
+    ), evaluation
 
 
 def _choose_thresholds(
@@ -300,14 +478,18 @@ def _choose_thresholds(
 
 
 def _evaluate_baselines(
-    dataset: Dataset, folds: Folds, runner: SplitRunner
+    dataset: Dataset, folds: Folds, runner: SplitRunner, options: NetworkOptions
 ) -> dict[str, Evaluation]:
-    from training.baselines import BASELINES, BaselineFitter
+    from training.baselines import BaselineFitter, baseline_names
     from training.evaluate import cross_validate
 
+    names = baseline_names(
+        ensemble=options.ensemble, n_label_sets=LabelSets.seen_in(dataset.labels).count
+    )
     results = {}
-    for name in BASELINES:
-        results[name] = cross_validate(dataset, BaselineFitter(name), folds, runner=runner)
+    for name in names:
+        fitter = BaselineFitter(name, bag_size=options.ensemble)
+        results[name] = cross_validate(dataset, fitter, folds, runner=runner)
         _print_summary(f"baseline {name}: subset accuracy", results[name])
     return results
 

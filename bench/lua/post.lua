@@ -1,20 +1,37 @@
 -- POST request bodies in rotation, and one machine-readable summary line at the end.
 --   wrk -s bench/lua/post.lua URL -- PATH BODIES_FILE
--- BODIES_FILE holds one JSON body per line; each connection cycles through them, so the
--- server sees varied rows rather than one cached body.
+-- BODIES_FILE holds records written by bench/bodies.py, each a header line
+--   <body length> <content type> <Inference-Header-Content-Length, 0 for none>\n
+-- followed by exactly that many body bytes (binary V2 bodies hold any byte, newlines too).
+-- Each connection cycles through the bodies, so the server sees varied rows rather than one
+-- cached body.
 
 local requests = {}
 local count = 0
 local next_index = 0
 
-function init(args)
-  local path, file = args[1], args[2]
-  local headers = { ["Content-Type"] = "application/json" }
-  for body in io.lines(file) do
+local function read_records(path, file)
+  local input = assert(io.open(file, "rb"))
+  while true do
+    local line = input:read("*l")
+    if not line or line == "" then break end
+    local length, content_type, header_length = line:match("^(%d+) (%S+) (%d+)$")
+    assert(length, "bad record header in " .. file .. ": " .. line)
+    local body = input:read(tonumber(length))
+    assert(body and #body == tonumber(length), "truncated body in " .. file)
+    local headers = { ["Content-Type"] = content_type }
+    if header_length ~= "0" then
+      headers["Inference-Header-Content-Length"] = header_length
+    end
     count = count + 1
     requests[count] = wrk.format("POST", path, headers, body)
   end
-  assert(count > 0, "no bodies in " .. file)
+  input:close()
+end
+
+function init(args)
+  read_records(args[1], args[2])
+  assert(count > 0, "no bodies in " .. args[2])
   next_index = math.random(count) - 1
 end
 

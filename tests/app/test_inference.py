@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.artifact import METADATA_FILE, ArtifactError, version_path
 from app.config import Settings
-from app.errors import InvalidRequest
+from app.dataplane import thresholds_for
 from app.inference import load_model
 from app.main import create_app
 from tests.support import MODEL_NAME, REFERENCE_INPUTS
@@ -46,26 +46,41 @@ def test_predictions_follow_the_thresholds(trained_version: Path) -> None:
     rows = random_rows(200, seed=3)
     probabilities = model.predict(rows).probabilities
     for threshold in (0.0, 0.3, 0.5, 0.9, 1.0):
-        prediction = model.predict(rows, model.thresholds_for(threshold))
-        assert np.array_equal(prediction.positives, probabilities >= threshold)
-    defaults = model.default_thresholds
-    assert np.array_equal(model.thresholds_for({"label_1": 0.2}), [defaults[0], 0.2, defaults[2]])
+        prediction = model.predict(rows, thresholds_for(model, threshold, field="threshold"))
+        assert np.array_equal(prediction.positives, probabilities >= np.float32(threshold))
+    by_label = thresholds_for(model, {"label_1": 0.2}, field="threshold")
+    prediction = model.predict(rows, by_label)
+    assert np.array_equal(prediction.positives[:, 1], probabilities[:, 1] >= np.float32(0.2))
+    assert np.array_equal(
+        prediction.positives[:, [0, 2]],
+        probabilities[:, [0, 2]] >= model.default_thresholds[[0, 2]],
+    )
 
 
-def test_unknown_label_in_threshold_is_refused(trained_version: Path) -> None:
-    with pytest.raises(InvalidRequest, match="unknown label 'nope'"):
-        load_model(trained_version).thresholds_for({"nope": 0.5})
+def test_without_thresholds_the_models_own_decide(trained_version: Path) -> None:
+    model = load_model(trained_version)
+    rows = random_rows(50, seed=4)
+    prediction = model.predict(rows)
+    assert prediction.thresholds.dtype == np.float32
+    assert np.array_equal(
+        prediction.positives, prediction.probabilities >= model.default_thresholds
+    )
 
 
 def test_out_of_range_lists_each_value_outside_training(trained_version: Path) -> None:
     model = load_model(trained_version)
     ranges = model.metadata.feature_ranges
     rows = np.array([[r.min for r in ranges], [r.max for r in ranges]], dtype=np.float32)
-    assert model.out_of_range(rows) == []
+    assert len(model.out_of_range(rows)) == 0
     rows[1, 4] = ranges[4].max + 1
     rows[0, 0] = ranges[0].min - 1
-    found = [(item.row, item.feature) for item in model.out_of_range(rows)]
-    assert found == [(0, "x0"), (1, "x4")]
+    found = model.out_of_range(rows)
+    located = [
+        (int(row), model.metadata.features[column])
+        for row, column in zip(found.rows, found.columns, strict=True)
+    ]
+    assert located == [(0, "x0"), (1, "x4")]
+    assert found.values.tolist() == [ranges[0].min - 1, ranges[4].max + 1]
 
 
 def rewrite_metadata(version: Path, change: dict[str, object]) -> None:

@@ -16,16 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.logs import JsonFormatter, TextFormatter, logging_config, resolve_format
-from app.main import create_app
+from app.main import Service, create_app
 from tests.support import MODEL_NAME, REFERENCE_INPUTS, running_server
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 JSON = {"content-type": "application/json"}
+TEXT = {"content-type": "text/plain"}
 REQUESTS: list[tuple[str, str, dict[str, Any], int]] = [
     ("GET", "/health", {}, 200),
     ("GET", "/metrics", {}, 200),
@@ -35,6 +35,10 @@ REQUESTS: list[tuple[str, str, dict[str, Any], int]] = [
     ("POST", "/predict", {"json": {"instances": [[1, 2]]}}, 422),
     ("POST", "/predict", {"content": b"[" * 9_000_000, "headers": JSON}, 413),
     ("POST", "/v2/models/multilabel/infer", {"content": b"{", "headers": JSON}, 400),
+    ("POST", "/v2/models/other/infer", {"content": b"{}", "headers": JSON}, 404),
+    ("GET", "/v2/models/multilabel/infer", {}, 405),
+    ("POST", "/v1/models/multilabel:predict", {"content": b"{}", "headers": TEXT}, 415),
+    ("GET", "/v2/health/live", {}, 200),
     ("GET", "/no/such/path", {}, 404),
     ("DELETE", "/health", {}, 405),
     ("GET", "/boom", {}, 500),
@@ -42,11 +46,11 @@ REQUESTS: list[tuple[str, str, dict[str, Any], int]] = [
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    """The real application, plus one route with a bug in it (for the 500 case)."""
+def app(settings: Settings) -> Service:
+    """The real application, plus one control-plane route with a bug in it (the 500 case)."""
     application = create_app(settings)
 
-    @application.get("/boom")
+    @application.control.get("/boom")
     async def boom() -> None:
         raise RuntimeError("a bug")
 
@@ -54,7 +58,7 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-def lenient_client(app: FastAPI) -> Iterator[TestClient]:
+def lenient_client(app: Service) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

@@ -27,6 +27,7 @@ METRIC_FAMILIES = [
     "multilabel_out_of_range_warnings",
     "multilabel_model_events",
     "multilabel_model_info",
+    "multilabel_overload_refusals",
 ]
 
 
@@ -98,6 +99,14 @@ def test_values_outside_the_training_range_are_counted(client: TestClient) -> No
         ("POST", "/health", "/health", "405"),
         ("GET", "/no/such/path/1234", "unmatched", "404"),
         ("POST", "/predict", "/predict", "400"),
+        ("GET", "/predict", "/predict", "405"),
+        ("POST", "/v1/models/multilabel:predict", "/v1/models/{name}:predict", "400"),
+        (
+            "POST",
+            "/v2/models/multilabel/versions/1/infer",
+            "/v2/models/{name}/versions/{version}/infer",
+            "400",
+        ),
     ],
 )
 def test_requests_are_counted_by_route_template_not_by_raw_path(

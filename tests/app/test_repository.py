@@ -7,15 +7,31 @@ import contextlib
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.artifact import ONNX_FILE, version_path
+from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady
-from app.inference import load_model
+from app.inference import Model, load_model
 from app.repository import LoadEvent, ModelRepository, watch
+from app.signing import KeyFileError, TrustedKeys, load_trusted_keys, sign_version
+from tests.robustness.signed_versions import (
+    POISONED_LABEL,
+    corrupt_signature,
+    new_key_pair,
+    poison_network,
+    raise_a_threshold,
+    rename_features,
+    republish,
+    reverse_labels,
+    wider_model,
+)
 from tests.robustness.versions import (
     CORRUPTIONS,
     Corruption,
@@ -31,9 +47,11 @@ REFERENCE = np.asarray(REFERENCE_INPUTS, dtype=np.float32)
 
 
 def open_repository(
-    root: Path, events: Events | None = None, *, max_versions: int = 2
+    root: Path, events: Events | None = None, *, max_versions: int = 2, **checks: Any
 ) -> ModelRepository:
-    """A repository with the real loader, recording its events; refreshed once."""
+    """A repository with the real loader, recording its events; refreshed once.
+
+    ``checks``: ``trusted_keys``, ``allow_schema_change``."""
     recorded: Events = [] if events is None else events
     repository = ModelRepository(
         root,
@@ -41,6 +59,7 @@ def open_repository(
         loader=load_model,
         max_versions=max_versions,
         on_event=lambda event, version: recorded.append((event, version)),
+        **checks,
     )
     repository.refresh()
     return repository
@@ -222,3 +241,277 @@ def test_the_watcher_picks_up_a_new_version_without_restart(repository: Path) ->
                 await watcher
 
     assert asyncio.run(scenario()) == 2
+
+
+# Signed versions: with trusted keys, only what a trusted key signed is loaded.
+
+
+@pytest.fixture
+def key_pair(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
+    """A fresh key pair from the operators' generator: the private key, the public key file."""
+    return new_key_pair(tmp_path / "keys")
+
+
+@pytest.fixture
+def signing_key(key_pair: tuple[Ed25519PrivateKey, Path]) -> tuple[Ed25519PrivateKey, TrustedKeys]:
+    """The private key, and its public key as the only trusted one."""
+    private_key, public_path = key_pair
+    return private_key, load_trusted_keys(public_path)
+
+
+def publish_signed_copy(root: Path, key: Ed25519PrivateKey) -> Path:
+    """A new version of the trained network, published and signed as training does."""
+    return republish(root, version_path(root, MODEL_NAME, 1), key=key)
+
+
+def signed_then_poisoned(root: Path, key: Ed25519PrivateKey) -> None:
+    poison_network(publish_signed_copy(root, key))
+
+
+def unsigned(root: Path, key: Ed25519PrivateKey) -> None:
+    republish(root, version_path(root, MODEL_NAME, 1))
+
+
+def signed_by_an_untrusted_key(root: Path, key: Ed25519PrivateKey) -> None:
+    publish_signed_copy(root, Ed25519PrivateKey.generate())
+
+
+def signature_corrupted(root: Path, key: Ed25519PrivateKey) -> None:
+    corrupt_signature(publish_signed_copy(root, key))
+
+
+def threshold_raised_after_signing(root: Path, key: Ed25519PrivateKey) -> None:
+    raise_a_threshold(publish_signed_copy(root, key))
+
+
+SIGNATURE_REFUSALS = [
+    pytest.param(publish_bad, reason, id=publish_bad.__name__)
+    for publish_bad, reason in [
+        (signed_then_poisoned, "metadata.json changed after it was signed"),
+        (unsigned, "the version is not signed: metadata.json.sig is missing"),
+        (signed_by_an_untrusted_key, "which is not a trusted key"),
+        (signature_corrupted, "holds a signature that does not verify with key"),
+        (threshold_raised_after_signing, "metadata.json changed after it was signed"),
+    ]
+]
+
+
+def test_a_poisoned_network_with_its_hash_rewritten_passes_every_check_but_the_signature(
+    repository: Path,
+) -> None:
+    """Hashes in unsigned metadata detect corruption, not tampering: without keys the poisoned
+    network is served (label 2 turned on for everyone); that is what the signature is for."""
+    clean = open_repository(repository).get(MODEL_NAME).predict(REFERENCE)
+    poison_network(copy_version(repository, 1, 2))
+    poisoned = open_repository(repository).get(MODEL_NAME)
+    assert poisoned.version == 2
+    assert not clean.positives[:, POISONED_LABEL].all()
+    assert poisoned.predict(REFERENCE).positives[:, POISONED_LABEL].all()
+
+
+@pytest.mark.parametrize(("publish_bad", "reason"), SIGNATURE_REFUSALS)
+def test_with_trusted_keys_a_version_not_as_signed_is_rejected_and_the_signed_one_serves(
+    repository: Path,
+    signing_key: tuple[Ed25519PrivateKey, TrustedKeys],
+    publish_bad: Callable[[Path, Ed25519PrivateKey], None],
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    private_key, trusted = signing_key
+    sign_version(version_path(repository, MODEL_NAME, 1), private_key)
+    events: Events = []
+    models = open_repository(repository, events, trusted_keys=trusted)
+    expected = models.get(MODEL_NAME).predict(REFERENCE).probabilities
+    publish_bad(repository, private_key)
+    with caplog.at_level(logging.ERROR, logger="app.repository"):
+        assert models.refresh() is False
+    assert events == [("loaded", 1), ("rejected", 2)]
+    [record] = caplog.records
+    assert record.getMessage().startswith("rejected multilabel version 2: ")
+    assert reason in record.getMessage()
+    assert np.array_equal(models.get(MODEL_NAME).predict(REFERENCE).probabilities, expected)
+
+
+def test_files_swapped_after_the_signature_check_are_not_the_ones_loaded(
+    repository: Path, signing_key: tuple[Ed25519PrivateKey, TrustedKeys]
+) -> None:
+    """The loader reads a private copy of what was verified: an attacker who rewrites the
+    version directory the moment loading starts changes nothing that is served."""
+    private_key, trusted = signing_key
+    sign_version(version_path(repository, MODEL_NAME, 1), private_key)
+    loaded_from: list[Path] = []
+
+    def loader_raced_by_an_attacker(path: Path) -> Model:
+        if path.name == "2" and all(earlier.name != "2" for earlier in loaded_from):
+            poison_network(version_path(repository, MODEL_NAME, 2))
+        loaded_from.append(path)
+        return load_model(path)
+
+    models = ModelRepository(
+        repository, MODEL_NAME, loader=loader_raced_by_an_attacker, trusted_keys=trusted
+    )
+    models.refresh()
+    publish_signed_copy(repository, private_key)
+    assert models.refresh() is True
+    served = models.get(MODEL_NAME)
+    assert served.version == 2
+    assert not served.predict(REFERENCE).positives[:, POISONED_LABEL].all()
+    assert version_path(repository, MODEL_NAME, 2) not in loaded_from
+    assert not any(path.exists() for path in loaded_from)  # the private copies are removed
+
+
+def test_with_trusted_keys_an_unsigned_version_is_served_once_it_is_signed(
+    repository: Path, signing_key: tuple[Ed25519PrivateKey, TrustedKeys]
+) -> None:
+    private_key, trusted = signing_key
+    events: Events = []
+    models = open_repository(repository, events, trusted_keys=trusted)
+    assert not models.ready
+    assert models.snapshot.reason == (
+        "version 1 was rejected: the version is not signed: metadata.json.sig is missing"
+    )
+    models.refresh()  # files unchanged: not tried again
+    assert events == [("rejected", 1)]
+    sign_version(version_path(repository, MODEL_NAME, 1), private_key)
+    assert models.refresh() is True
+    assert served_version(models) == 1
+    assert events == [("rejected", 1), ("loaded", 1)]
+
+
+def test_trusted_keys_from_settings_are_required_of_every_version(
+    repository: Path, key_pair: tuple[Ed25519PrivateKey, Path]
+) -> None:
+    private_key, public_path = key_pair
+    settings = Settings(model_dir=repository, model_name=MODEL_NAME, trusted_keys=public_path)
+    models = ModelRepository.from_settings(settings, loader=load_model)
+    assert models.verifies_signatures
+    publish_signed_copy(repository, private_key)
+    models.refresh()
+    assert list(models.snapshot.models) == [2]  # version 1 is not signed
+
+
+def test_an_unusable_trusted_keys_setting_stops_the_repository_being_built(
+    repository: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "trusted.pem").write_text("not a key\n")
+    settings = Settings(
+        model_dir=repository, model_name=MODEL_NAME, trusted_keys=tmp_path / "trusted.pem"
+    )
+    expected = r"^MULTILABEL_TRUSTED_KEYS: trusted keys file \S+ holds no PEM public key$"
+    with pytest.raises(KeyFileError, match=expected):
+        ModelRepository.from_settings(settings, loader=load_model)
+
+
+# Schema-safe reload: a version that changes features or labels is refused unless allowed.
+
+
+@pytest.fixture(scope="module")
+def wider_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return wider_model(tmp_path_factory)
+
+
+SchemaChange = Callable[[Path, Path], Path]
+
+
+def features_renamed(root: Path, wider: Path) -> Path:
+    return republish(root, version_path(root, MODEL_NAME, 1), change=rename_features)
+
+
+def labels_reordered(root: Path, wider: Path) -> Path:
+    return republish(root, version_path(root, MODEL_NAME, 1), change=reverse_labels)
+
+
+def fewer_features_more_labels(root: Path, wider: Path) -> Path:
+    return republish(root, wider)
+
+
+SCHEMA_CHANGES = [
+    pytest.param(
+        features_renamed,
+        "other feature names ('f0', 'f1', 'f2', 'f3', 'f4', … 5 more instead of "
+        "'x0', 'x1', 'x2', 'x3', 'x4', … 5 more)",
+        id="features-renamed",
+    ),
+    pytest.param(
+        labels_reordered,
+        "labels in another order ('label_2', 'label_1', 'label_0' instead of "
+        "'label_0', 'label_1', 'label_2')",
+        id="labels-reordered",
+    ),
+    pytest.param(
+        fewer_features_more_labels,
+        "8 features instead of 10 ('x0', 'x1', 'x2', 'x3', 'x4', … 3 more); "
+        "4 labels instead of 3 ('label_0', 'label_1', 'label_2', 'label_3')",
+        id="counts-changed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("publish_changed", "change"), SCHEMA_CHANGES)
+def test_a_version_of_another_schema_is_refused_and_the_served_one_stays(
+    repository: Path,
+    wider_version: Path,
+    publish_changed: SchemaChange,
+    change: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events: Events = []
+    models = open_repository(repository, events)
+    publish_changed(repository, wider_version)
+    with caplog.at_level(logging.ERROR, logger="app.repository"):
+        assert models.refresh() is False
+        assert models.refresh() is False  # unchanged files: refused once, not on every scan
+    assert served_version(models) == 1
+    assert events == [("loaded", 1), ("incompatible", 2)]
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        "refused multilabel version 2: incompatible with served version 1: "
+    )
+    assert change in record.getMessage()
+    assert record.getMessage().endswith("(MULTILABEL_ALLOW_SCHEMA_CHANGE=true allows it)")
+    assert not models.snapshot.schemas_differ
+
+
+@pytest.mark.parametrize(("publish_changed", "change"), SCHEMA_CHANGES)
+def test_allowing_schema_changes_serves_the_new_schema_and_says_the_versions_differ(
+    repository: Path,
+    wider_version: Path,
+    publish_changed: SchemaChange,
+    change: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events: Events = []
+    models = open_repository(repository, events, allow_schema_change=True)
+    assert models.allow_schema_change
+    assert not models.snapshot.schemas_differ
+    new_version = publish_changed(repository, wider_version)
+    with caplog.at_level(logging.WARNING, logger="app.repository"):
+        assert models.refresh() is True
+    assert served_version(models) == 2
+    assert sorted(models.snapshot.models) == [1, 2]
+    assert models.snapshot.schemas_differ
+    assert events == [("loaded", 1), ("loaded", 2)]
+    assert models.get(MODEL_NAME).metadata.labels == read_metadata(new_version)["labels"]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("multilabel version 2 changes the schema of served version 1: ")
+    assert change in warning
+
+
+def test_at_start_the_newest_version_sets_the_schema_and_older_ones_must_match(
+    repository: Path,
+) -> None:
+    """With two versions kept, an older version of another schema is not served beside it."""
+    copy_version(repository, 1, 2)
+    republish(repository, version_path(repository, MODEL_NAME, 1), change=reverse_labels)
+    events: Events = []
+    models = open_repository(repository, events, max_versions=3)
+    assert list(models.snapshot.models) == [3]
+    assert events == [("loaded", 3), ("incompatible", 2), ("incompatible", 1)]
+    assert not models.snapshot.schemas_differ
+
+
+def test_a_compatible_version_with_other_thresholds_is_served(repository: Path) -> None:
+    models = open_repository(repository)
+    raise_a_threshold(copy_version(repository, 1, 2))
+    assert models.refresh() is True
+    assert models.get(MODEL_NAME).metadata.thresholds[0] == 0.9

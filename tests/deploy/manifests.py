@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from app.config import ENV_PREFIX, Settings
 from tests.support import REPO_ROOT
@@ -23,7 +25,9 @@ DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
 KSERVE_DIR = REPO_ROOT / "deploy" / "kserve"
-LOCK_FILE = REPO_ROOT / "requirements" / "serve.txt"
+LOCK_DIR = REPO_ROOT / "requirements"
+# The locked sets, smallest first, each with the extras of pyproject.toml it covers (None: all).
+LOCKED_SETS: dict[str, list[str] | None] = {"serve": [], "train": ["train"], "dev": None}
 
 
 def load_documents(path: Path) -> list[dict[str, Any]]:
@@ -131,3 +135,33 @@ def healthcheck_command(argument: str) -> list[str]:
     """The exec form of ``HEALTHCHECK [options] CMD [...]`` as a list."""
     command: list[str] = json.loads(argument.split(" CMD ", 1)[1])
     return command
+
+
+@dataclass(frozen=True)
+class Pin:
+    version: str
+    hashes: frozenset[str]
+    marker: str
+
+
+def lock_file(name: str) -> Path:
+    return LOCK_DIR / f"{name}.txt"
+
+
+def read_lock(path: Path) -> dict[str, Pin]:
+    """A hash-pinned requirements file (``name==version ; marker --hash=...``), by package name."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    pins: dict[str, Pin] = {}
+    for line in text.splitlines():
+        requirement_text, *hashes = line.split("#", 1)[0].split(" --hash=")
+        if not requirement_text.strip():
+            continue
+        requirement = Requirement(requirement_text)
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", f"{path.name}: {requirement_text} is not an exact pin"
+        name = canonicalize_name(requirement.name)
+        assert name not in pins, f"{path.name}: {name} pinned twice"
+        pins[name] = Pin(
+            specifier.version, frozenset(h.strip() for h in hashes), str(requirement.marker or "")
+        )
+    return pins

@@ -14,6 +14,7 @@ import pytest
 
 from tests.deploy.manifests import (
     COMPOSE_FILE,
+    DOCKERFILE,
     dockerfile_stages,
     load_documents,
     settings_from_env,
@@ -50,8 +51,14 @@ def test_the_schema_check_rejects_a_broken_service(service: dict[str, Any]) -> N
 
 @pytest.mark.parametrize(("service", "target"), [("trainer", "trainer"), ("api", "runtime")])
 def test_each_service_builds_a_stage_of_the_dockerfile(service: str, target: str) -> None:
-    assert SERVICES[service]["build"] == {"context": ".", "target": target}
+    assert SERVICES[service]["build"] == {
+        "context": ".",
+        "target": target,
+        # Without a value: taken from the environment when set, else the Dockerfile's default.
+        "args": ["PYTHON_IMAGE"],
+    }
     assert target in [stage.name for stage in dockerfile_stages()]
+    assert "ARG PYTHON_IMAGE=" in DOCKERFILE.read_text()
 
 
 def test_the_api_starts_only_after_the_trainer_completed_successfully() -> None:
@@ -78,11 +85,13 @@ def test_the_api_publishes_its_port_on_the_loopback_interface_by_default(
     assert SERVICES["api"]["ports"] == [f"127.0.0.1:{settings.port}:{settings.port}"]
 
 
-def test_the_api_has_a_healthcheck_on_the_health_route(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = settings_from_env(SERVICES["api"]["environment"], monkeypatch)
-    test = SERVICES["api"]["healthcheck"]["test"]
-    assert test[:3] == ["CMD", "python", "-c"]
-    assert f"http://127.0.0.1:{settings.port}/health'" in test[3]
+def test_the_api_uses_the_images_own_healthcheck() -> None:
+    """No command of its own (it would have to repeat the port): the image's HEALTHCHECK reads
+    MULTILABEL_PORT (tests/deploy/test_runtime_image.py runs it; container-test.sh in Docker)."""
+    healthcheck = SERVICES["api"]["healthcheck"]
+    assert "test" not in healthcheck
+    assert healthcheck.get("disable") is not True
+    assert dockerfile_stages()[-1].arguments("HEALTHCHECK")
 
 
 def test_the_api_restarts_and_has_resource_limits() -> None:

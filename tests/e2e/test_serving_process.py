@@ -26,7 +26,10 @@ def test_only_the_keras_backend_brings_tensorflow_into_the_server(
         "MULTILABEL_BACKEND": backend,
         "MULTILABEL_POLL_INTERVAL": "0",
     }
-    with running_server(env, tmp_path / "server.log", ready_path="/health/ready") as server:
+    # Importing TensorFlow takes tens of seconds on a busy machine: the keras start gets longer.
+    timeout = 120.0 if imports_tensorflow else 30.0
+    log = tmp_path / "server.log"
+    with running_server(env, log, ready_path="/health/ready", timeout=timeout) as server:
         response = httpx.post(server.base_url + "/predict", json={"instances": REFERENCE_INPUTS})
         assert response.status_code == 200
         assert response.json()["predictions"][0]["labels"] == ["label_0", "label_1"]

@@ -220,10 +220,19 @@ class Connection:
 
     async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
         """Send a whole request; return the status, body and whether the server keeps alive."""
+        status, headers, body = await self.exchange_with_headers(request)
+        return status, body, headers.get("connection") != "close"
+
+    async def exchange_with_headers(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Send a whole request; return the status, the headers (lower-case names) and body."""
         await self.send(request)
-        return await self.answer()
+        return await self.answer_with_headers()
 
     async def answer(self) -> tuple[int, bytes, bool]:
+        status, headers, body = await self.answer_with_headers()
+        return status, body, headers.get("connection") != "close"
+
+    async def answer_with_headers(self) -> tuple[int, dict[str, str], bytes]:
         head = await self.reader.readuntil(b"\r\n\r\n")
         try:
             lines = head.decode("latin-1").split("\r\n")
@@ -231,7 +240,7 @@ class Connection:
             body = await self.reader.readexactly(int(headers["content-length"]))
         except (asyncio.IncompleteReadError, ConnectionError) as error:
             raise AnswerCutShort from error
-        return int(lines[0].split(" ")[1]), body, headers.get("connection") != "close"
+        return int(lines[0].split(" ")[1]), headers, body
 
     def close(self) -> None:
         self.writer.close()

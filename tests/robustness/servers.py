@@ -18,9 +18,15 @@ from tests.support import MODEL_NAME, ServerProcess, running_server
 
 @contextmanager
 def serving(
-    repository: Path, log_path: Path, *, poll_interval: float = 0, **settings: str
+    repository: Path,
+    log_path: Path,
+    *,
+    poll_interval: float = 0,
+    command: list[str] | None = None,
+    **settings: str,
 ) -> Iterator[ServerProcess]:
-    """``python -m app`` serving ``repository``; yields once it is ready (a model loaded).
+    """``python -m app`` (or ``command``) serving ``repository``; yields once it is ready (a
+    model loaded).
 
     ``settings`` are more ``MULTILABEL_*`` variables, by lower-case field name.
     """
@@ -30,7 +36,7 @@ def serving(
         "MULTILABEL_POLL_INTERVAL": str(poll_interval),
         **{f"MULTILABEL_{name.upper()}": value for name, value in settings.items()},
     }
-    with running_server(env, log_path, ready_path="/health/ready") as server:
+    with running_server(env, log_path, command=command, ready_path="/health/ready") as server:
         yield server
 
 
@@ -62,6 +68,11 @@ def process_status(pid: int, field: str) -> int:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no {field} for process {pid}")
+
+
+def reset_peak_memory(pid: int) -> None:
+    """Restart the process's VmHWM (its peak resident memory) from its current RSS."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 class HeldRequest:

@@ -4,7 +4,10 @@ Two generators, each bounded in examples: schemathesis, which reads the live Ope
 and sends requests that fit it and requests that break it (path, query and body); and our
 own hypothesis strategies, which send arbitrary JSON, mutations of the documented examples,
 raw bytes and wrong media types to every operation that takes a body. Whatever arrives, the
-answer is a 2xx or a 4xx in the documented error format: never a 5xx, never a hang.
+answer is a 2xx or a 4xx in the documented error format: never a 5xx, never a hang; and
+every answer to a schemathesis case fits the schema the document gives for its status
+(schemathesis' ``response_schema_conformance``). The Open Inference Protocol's own spec is
+checked the same way in ``test_oip_conformance.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.generation.modes import GenerationMode
+from schemathesis.checks import response_schema_conformance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from tests.robustness.contract import assert_documented_outcome
@@ -29,7 +32,9 @@ from tests.robustness.operations import (
     OPERATIONS,
     documented_examples,
     fill_path,
+    generated_cases,
     operation_id,
+    send_case,
     served_parameters,
 )
 from tests.robustness.servers import served_version
@@ -60,21 +65,13 @@ def test_schema_driven_requests_get_a_documented_answer(
     endpoint = api_schema[path][method]
     names = [parameter.name for parameter in endpoint.path_parameters]
     served = served_parameters(names, served_version(server))
-    strategies = [endpoint.as_strategy(GenerationMode.POSITIVE, path_parameters=served)]
-    if names:  # any model name and version, not only the served ones
-        strategies.append(endpoint.as_strategy(GenerationMode.POSITIVE))
-    if names or endpoint.body:  # there is something to get wrong
-        strategies.append(endpoint.as_strategy(GenerationMode.NEGATIVE))
 
-    @given(case=st.one_of(strategies))
+    @given(case=generated_cases(endpoint, served))
     @FUZZ
     def answer_is_documented(case: Any) -> None:
-        request = case.as_transport_kwargs(base_url=server.base_url)
-        request.pop("cookies")  # none are documented; httpx takes them per client only
-        if isinstance(request.get("data"), bytes | str):  # a raw body, in httpx's terms
-            request["content"] = request.pop("data")
-        response = http_client.request(**request)
+        response = send_case(case, server.base_url, http_client)
         assert_documented_outcome(path, response, trained_repository)
+        case.validate_response(response, checks=[response_schema_conformance])
 
     answer_is_documented()
 
@@ -174,14 +171,22 @@ def test_any_body_gets_a_documented_answer(
 
 
 @pytest.mark.parametrize("operation", BODY_OPERATIONS, ids=operation_id)
-def test_every_documented_example_is_accepted(
-    operation: tuple[str, str], server: ServerProcess, http_client: httpx.Client
+def test_every_documented_example_is_accepted_and_answered_as_documented(
+    operation: tuple[str, str],
+    api_schema: OpenApiSchema,
+    server: ServerProcess,
+    http_client: httpx.Client,
 ) -> None:
-    """The seeds of the mutations are themselves valid, so mutations start from real requests."""
+    """The seeds of the mutations are themselves valid, so mutations start from real requests;
+    and their answers fit the documented response schema."""
     method, template = operation
-    path = fill_path(template, served_version(server))
+    endpoint = api_schema[template][method]
+    names = [parameter.name for parameter in endpoint.path_parameters]
+    served = served_parameters(names, served_version(server))
     examples = documented_examples(operation)
     assert examples, f"{operation_id(operation)} documents no request example"
     for example in examples:
-        response = http_client.request(method, path, json=example)
+        case = endpoint.Case(path_parameters=served, body=example, media_type="application/json")
+        response = send_case(case, server.base_url, http_client)
         assert response.status_code == 200, response.text
+        case.validate_response(response, checks=[response_schema_conformance])

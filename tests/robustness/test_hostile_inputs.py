@@ -12,11 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from app.errors import uses_standard_protocol
 from tests.robustness.conftest import ReportFigure
-from tests.robustness.contract import assert_client_error
+from tests.robustness.contract import MESSAGE_ENVELOPES, assert_client_error, protocol_of
 from tests.robustness.operations import BODY_OPERATIONS, fill_path, operation_id
-from tests.robustness.servers import HeldRequest, process_status
+from tests.robustness.servers import HeldRequest, process_status, serving
 from tests.support import ServerProcess
 
 MiB = 1024 * 1024
@@ -41,8 +40,9 @@ def request_body(path: str, rows: Any) -> dict[str, Any]:
 class Hostile:
     """A request body and the status that answers it clearly, natively and on /v1 and /v2.
 
-    The standard protocols answer 400 where the native API says 422, and read the body as JSON
-    whatever its declared media type (as Triton, KServe and TF Serving do).
+    The standard protocols answer 400 where the native API says 422; every protocol refuses a
+    declared media type other than JSON (V2 also takes binary tensors) and reads a body without
+    one as JSON.
     """
 
     name: str
@@ -53,7 +53,7 @@ class Hostile:
     declared_length: int | None = None  # announce this many bytes, send only the first ones
 
     def expected_status(self, path: str) -> int:
-        if uses_standard_protocol(path) and self.standard is not None:
+        if protocol_of(path) in MESSAGE_ENVELOPES and self.standard is not None:
             return self.standard
         return self.native
 
@@ -151,22 +151,22 @@ HOSTILE = [
     Hostile("JSON null", lambda path: b"null", 422, 400),
     Hostile("JSON array", lambda path: b"[1, 2, 3]", 422, 400),
     Hostile("truncated JSON", lambda path: valid(path)[:-3], 400),
-    Hostile("text/plain", valid, 415, 200, {"content-type": "text/plain"}),
+    Hostile("text/plain", valid, 415, 415, {"content-type": "text/plain"}),
     Hostile(
         "form-encoded",
         lambda path: b"instances=1&instances=2",
         415,
-        400,
+        415,
         {"content-type": "application/x-www-form-urlencoded"},
     ),
     Hostile(
         "multipart",
         lambda path: b"--x\r\n\r\n" + valid(path) + b"\r\n--x--",
         415,
-        400,
+        415,
         {"content-type": "multipart/form-data; boundary=x"},
     ),
-    Hostile("no content type", valid, 415, 200, {}),
+    Hostile("no content type", valid, 200, 200, {}),
 ]
 
 # Model names and versions that try to leave the repository or overflow a number.
@@ -185,9 +185,20 @@ HOSTILE_PATHS = [
     ("POST", "/v1/models/multilabel/versions/..%2F2:predict"),
     ("GET", "/v1/models/..%2F..%2Fetc%2Fpasswd/metadata"),
     ("GET", "/v1/models/%2Fetc%2Fpasswd"),
-    ("GET", "/v2/models/" + "n" * 60_000),
     ("GET", "/metadata/..%2F..%2Fetc%2Fpasswd"),
 ]
+
+
+def send(
+    hostile: Hostile, method: str, path: str, server: ServerProcess, client: httpx.Client
+) -> httpx.Response:
+    """The hostile request to ``path``: whole, streamed, or its start under a larger length."""
+    if hostile.declared_length is None:
+        return client.request(method, path, content=hostile.body(path), headers=hostile.headers)
+    start = hostile.body(path)
+    assert isinstance(start, bytes)
+    held = HeldRequest(server, path, start, declared=hostile.declared_length)
+    return held.finish(send_rest=False)
 
 
 def assert_still_ready(server: ServerProcess, http_client: httpx.Client) -> None:
@@ -206,15 +217,7 @@ def test_hostile_body_gets_a_clear_client_error(
 ) -> None:
     method, template = operation
     path = fill_path(template, 1)
-    if hostile.declared_length is None:
-        response = http_client.request(
-            method, path, content=hostile.body(path), headers=hostile.headers
-        )
-    else:
-        start = hostile.body(path)
-        assert isinstance(start, bytes)
-        held = HeldRequest(server, path, start, declared=hostile.declared_length)
-        response = held.finish(send_rest=False)
+    response = send(hostile, method, path, server, http_client)
     assert response.status_code == hostile.expected_status(path), response.text[:500]
     if response.status_code >= 400:
         assert_client_error(path, response, trained_repository)
@@ -240,16 +243,43 @@ def test_hostile_model_names_and_versions_get_a_clear_client_error(
     assert_still_ready(server, http_client)
 
 
-def test_memory_stays_bounded_through_the_hostile_table(
-    server: ServerProcess, report_figure: ReportFigure
+def test_a_request_line_past_the_header_limit_gets_431_from_the_edge(
+    server: ServerProcess, http_client: httpx.Client, trained_repository: Path
 ) -> None:
-    """Runs after the table (same module): the server's peak resident memory, fuzzing and
-    hostile inputs included, shows that no oversized body was held whole."""
-    peak = process_status(server.process.pid, "VmHWM")
-    now = process_status(server.process.pid, "VmRSS")
+    """A 60,000-character model name: refused while the head is parsed, before any codec
+    sees it, so in the service's own (native) error shape."""
+    response = http_client.get("/v2/models/" + "n" * 60_000)
+    assert response.status_code == 431
+    assert response.json()["error"]["code"] == "headers_too_large"
+    assert len(response.content) <= MAX_ERROR_BYTES
+    assert_still_ready(server, http_client)
+
+
+# The bodies that would cost the most memory if a server held them whole.
+HEAVIEST = [hostile for hostile in HOSTILE if hostile.native == 413]
+
+
+def test_memory_stays_bounded_under_the_largest_hostile_bodies(
+    trained_repository: Path, tmp_path: Path, report_figure: ReportFigure
+) -> None:
+    """On a server of its own, so that it measures its own traffic however it is run: the
+    refused bodies (1 GB declared, 64 MB streamed, just over 8 MiB, 100,000 rows) sent to every
+    operation that takes a body, then the server's peak resident memory."""
+    with serving(trained_repository, tmp_path / "server.log") as server:
+        before = process_status(server.process.pid, "VmHWM")
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            for operation in BODY_OPERATIONS:
+                path = fill_path(operation[1], 1)
+                for hostile in HEAVIEST:
+                    assert send(hostile, operation[0], path, server, client).status_code == 413
+            assert client.get("/health/ready").status_code == 200
+        peak = process_status(server.process.pid, "VmHWM")
+        now = process_status(server.process.pid, "VmRSS")
+    sent = len(BODY_OPERATIONS) * len(HEAVIEST)
     report_figure(
         "memory under hostile inputs",
-        f"peak RSS {peak / MiB:.0f} MiB, RSS after {now / MiB:.0f} MiB "
-        f"(bound {MAX_PEAK_MEMORY / MiB:.0f} MiB)",
+        f"{sent} oversized requests: peak RSS {before / MiB:.0f} MiB before, {peak / MiB:.0f} MiB "
+        f"after, RSS now {now / MiB:.0f} MiB (bound {MAX_PEAK_MEMORY / MiB:.0f} MiB)",
     )
+    assert len(HEAVIEST) == 4
     assert peak <= MAX_PEAK_MEMORY

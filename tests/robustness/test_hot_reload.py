@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 
 from app.artifact import ONNX_FILE, version_path
 from tests.robustness.conftest import ReportFigure
 from tests.robustness.load import LoadRun
-from tests.robustness.servers import HeldRequest, predict_body, served_version, serving, wait_for
+from tests.robustness.servers import predict_body, served_version, serving, wait_for
 from tests.robustness.versions import (
     broken_version,
-    copy_version,
     read_metadata,
     shift_parity_reference,
     truncate_model_file,
     write_metadata,
 )
-from tests.support import MODEL_NAME, REFERENCE_INPUTS, ServerProcess
+from tests.support import MODEL_NAME, ServerProcess
 
 POLL_INTERVAL = 0.2
 PHASE_SECONDS = 1.5  # load on each state of the repository
@@ -93,21 +95,68 @@ def test_versions_dropped_in_under_load_never_fail_a_request(
     assert set(report.versions) == {1, 6}
 
 
-def test_a_request_in_flight_during_a_swap_finishes_on_its_version(
+LOW_THRESHOLD = 0.125  # version 2's thresholds: same network, other decisions
+
+
+def lower_thresholds(version: Path) -> None:
+    write_metadata(version, {**read_metadata(version), "thresholds": [LOW_THRESHOLD] * 3})
+
+
+def answers_on_one_version(answer: dict[str, Any], defaults: dict[str, float]) -> bool:
+    """The answer's thresholds and labels are those of the version it names, all of them."""
+    version = answer["model"]["version"]
+    expected = defaults if version == 1 else dict.fromkeys(defaults, LOW_THRESHOLD)
+    if answer["thresholds"] != expected:
+        return False
+    return all(
+        row["labels"]
+        == [label for label, p in row["probabilities"].items() if p >= expected[label]]
+        for row in answer["predictions"]
+    )
+
+
+def test_requests_in_flight_across_a_swap_and_a_removal_each_finish_on_one_version(
     repository: Path, tmp_path: Path
 ) -> None:
-    """The version is chosen when a request starts; swapping and deleting it do not matter."""
+    """Batches in flight while version 2 takes over and version 1 is deleted: every answer
+    comes whole from the one version it names (its thresholds tell them apart), whatever
+    order the requests arrive and finish in."""
+    rows = np.random.default_rng(8).integers(0, 15, size=(2000, 10)).tolist()
+    body = predict_body(rows)
     with serving(repository, tmp_path / "server.log", poll_interval=POLL_INTERVAL) as server:
-        held = HeldRequest(server, "/predict", predict_body(REFERENCE_INPUTS))
-        # A request sent after the held one and answered: the server has taken up the held
-        # one (chosen its model) by now, as it takes up requests in the order they arrive.
-        assert served_version(server) == 1
-        copy_version(repository, 1, 2)
-        wait_for(lambda: served_version(server) == 2, "version 2 served", server)
-        shutil.rmtree(version_path(repository, MODEL_NAME, 1))
-        wait_for(lambda: loaded_versions(server) == [2], "version 1 unloaded", server)
-        response = held.finish()
-        assert response.status_code == 200, response.text
-        assert orjson.loads(response.content)["model"]["version"] == 1
-        fresh = HeldRequest(server, "/predict", predict_body(REFERENCE_INPUTS)).finish()
-        assert orjson.loads(fresh.content)["model"]["version"] == 2
+        defaults = httpx.get(server.base_url + "/metadata").json()["thresholds"]
+        stop = threading.Event()
+        answers: list[httpx.Response] = []
+
+        def keep_sending() -> None:
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                while not stop.is_set():
+                    answers.append(
+                        client.post(
+                            "/predict",
+                            content=body,
+                            headers={"content-type": "application/json"},
+                        )
+                    )
+
+        senders = [threading.Thread(target=keep_sending) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        try:
+            wait_for(lambda: len(answers) >= 8, "answers from version 1", server)
+            broken_version(repository, 1, 2, lower_thresholds)  # published whole, renamed
+            wait_for(lambda: served_version(server) == 2, "version 2 served", server)
+            shutil.rmtree(version_path(repository, MODEL_NAME, 1))
+            wait_for(lambda: loaded_versions(server) == [2], "version 1 unloaded", server)
+            settled = len(answers)
+            wait_for(lambda: len(answers) >= settled + 8, "answers from version 2", server)
+        finally:
+            stop.set()
+            for sender in senders:
+                sender.join()
+    assert [answer.status_code for answer in answers] == [200] * len(answers)
+    documents = [orjson.loads(answer.content) for answer in answers]
+    versions = [document["model"]["version"] for document in documents]
+    assert {1, 2} <= set(versions)
+    assert all(answers_on_one_version(document, defaults) for document in documents)
+    assert versions[-1] == 2

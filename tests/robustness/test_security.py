@@ -17,7 +17,7 @@ from onnx import numpy_helper
 
 from app.artifact import KERAS_FILE, ONNX_FILE, ArtifactError, version_path
 from app.inference import BackendName, load_model
-from tests.robustness.contract import assert_no_internals
+from tests.robustness.contract import assert_error_envelope, assert_no_internals
 from tests.robustness.operations import OPERATIONS, fill_path
 from tests.robustness.servers import predict_body
 from tests.robustness.versions import (
@@ -104,7 +104,16 @@ def test_a_network_tampered_with_but_well_formed_is_refused_by_its_hash(
         load_model(version, backend=backend)
 
 
-def test_without_a_loadable_model_no_answer_shows_internals(
+# Without a model: probes that say so, and the operations that need one, answer 503.
+PROBES = {"/health", "/health/ready", "/v2/health/ready"}
+NEED_THE_MODEL = PROBES | {"/metadata", "/predict"}
+
+
+def status_without_a_model(template: str) -> int:
+    return 503 if template in NEED_THE_MODEL or "{name}" in template else 200
+
+
+def test_without_a_loadable_model_operations_say_503_and_no_answer_shows_internals(
     repository: Path, tmp_path: Path
 ) -> None:
     """Every operation of /openapi.json, on a server whose only version was rejected."""
@@ -115,6 +124,7 @@ def test_without_a_loadable_model_no_answer_shows_internals(
         "MULTILABEL_MODEL_NAME": MODEL_NAME,
         "MULTILABEL_POLL_INTERVAL": "0",
     }
+    assert len([t for t in OPERATIONS if status_without_a_model(t[1]) == 503]) > len(PROBES)
     with running_server(env, tmp_path / "server.log") as server:
         for method, template in OPERATIONS:
             path = fill_path(template, 1)
@@ -125,5 +135,8 @@ def test_without_a_loadable_model_no_answer_shows_internals(
                 content=body,
                 headers={"content-type": "application/json"},
             )
-            assert response.status_code < 500 or response.status_code == 503, response.text
+            expected = status_without_a_model(template)
+            assert response.status_code == expected, (method, path, response.text)
+            if expected == 503 and template not in PROBES:
+                assert "not ready" in str(assert_error_envelope(path, response))
             assert_no_internals(response, repository)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.baselines import BASELINES, BaselineFitter
+from training.baselines import BASELINES, BaselineFitter, bag_name, baseline_names
 from training.data import synthetic_dataset
 from training.evaluate import Folds, cross_validate
+from training.label_sets import MAX_LABEL_SETS
 
 
 @pytest.mark.parametrize("name", list(BASELINES))
@@ -26,6 +27,62 @@ def test_a_label_constant_in_the_training_part_gets_probability_zero_or_one() ->
     features = np.arange(40, dtype=np.float64).reshape(20, 2)
     labels = np.array([[1, 0], [0, 0]] * 10)
     fitter = BaselineFitter("RandomForestClassifier(300)")
-    probabilities = fitter(features, labels, features[:3], 0)
+    probabilities = fitter(features, labels, features[:3], 0).probabilities
     assert probabilities.shape == (3, 2)
     assert probabilities[:, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_the_dummy_always_answers_the_most_frequent_label_set_of_the_training_part() -> None:
+    dataset = synthetic_dataset(n_samples=200)
+    prediction = BaselineFitter("most frequent label set (dummy)")(
+        dataset.features[:150], dataset.labels[:150], dataset.features[150:], 0
+    )
+    sets, counts = np.unique(dataset.labels[:150], axis=0, return_counts=True)
+    assert prediction.joint is not None
+    assert {tuple(row) for row in prediction.joint.tolist()} == {tuple(sets[counts.argmax()])}
+    # Its marginals are the labels' shares in the training part, whatever the features.
+    np.testing.assert_allclose(
+        prediction.probabilities, np.tile(dataset.labels[:150].mean(axis=0), (50, 1)), atol=1e-6
+    )
+
+
+def test_label_powerset_logistic_regression_decides_among_the_sets_seen_in_training() -> None:
+    dataset = synthetic_dataset(n_samples=300)
+    prediction = BaselineFitter("label-powerset LogisticRegression")(
+        dataset.features[:200], dataset.labels[:200], dataset.features[200:], 0
+    )
+    assert prediction.joint is not None
+    seen = {tuple(row) for row in dataset.labels[:200].tolist()}
+    assert {tuple(row) for row in prediction.joint.tolist()} <= seen
+    assert (prediction.joint == dataset.labels[200:]).all(axis=1).mean() > 0.7
+
+
+def test_the_bag_of_mlps_averages_members_seeded_apart() -> None:
+    dataset = synthetic_dataset(n_samples=120, n_features=4)
+    train, test = slice(0, 90), slice(90, 120)
+    bag = BaselineFitter(bag_name(3), bag_size=3)
+    single = BaselineFitter("MLPClassifier(20), standardized")
+    arguments = (dataset.features[train], dataset.labels[train], dataset.features[test], 0)
+    bagged = bag(*arguments).probabilities
+    assert bagged.shape == (30, 3)
+    assert not np.allclose(bagged, single(*arguments).probabilities)
+    np.testing.assert_array_equal(bagged, bag(*arguments).probabilities)
+
+
+@pytest.mark.parametrize(
+    ("ensemble", "n_label_sets", "present", "absent"),
+    [
+        pytest.param(1, 5, "label-powerset LogisticRegression", bag_name(1), id="single"),
+        pytest.param(3, 5, bag_name(3), None, id="ensemble-gets-a-bag"),
+        pytest.param(
+            1, MAX_LABEL_SETS + 1, None, "label-powerset LogisticRegression", id="many-sets"
+        ),
+    ],
+)
+def test_the_baselines_follow_the_served_network(
+    ensemble: int, n_label_sets: int, present: str | None, absent: str | None
+) -> None:
+    names = baseline_names(ensemble=ensemble, n_label_sets=n_label_sets)
+    assert present is None or present in names
+    assert absent is None or absent not in names
+    assert "MLPClassifier(20), standardized" in names

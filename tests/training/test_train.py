@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import os
+import pty
 import re
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -12,7 +19,8 @@ from fastapi.testclient import TestClient
 from app.artifact import Metadata, read_artifact, version_path
 from app.config import Settings
 from app.main import create_app
-from tests.support import MODEL_NAME, SMALL_TRAINING_ARGS, train_small_model
+from tests.support import MODEL_NAME, REPO_ROOT, SMALL_TRAINING_ARGS, train_small_model
+from tests.training.test_csv_data import tree_digest
 from training.data import synthetic_dataset
 from training.metrics import OVERALL_METRICS, PER_LABEL_METRICS, per_label_key
 from training.report import (
@@ -39,12 +47,21 @@ def test_a_cv_run_records_every_metric_for_every_split(metadata: Metadata) -> No
     assert metadata.evaluation is not None
     n_splits = int(SMALL_TRAINING_ARGS[SMALL_TRAINING_ARGS.index("--folds") + 1])
     assert len(metadata.evaluation.splits) == n_splits
-    expected = {*OVERALL_METRICS, "log_loss"} | {
+    # The default preset's label-set head also gives the joint decision.
+    expected = {*OVERALL_METRICS, "log_loss", "joint_subset_accuracy"} | {
         per_label_key(metric, label) for metric in PER_LABEL_METRICS for label in metadata.labels
     }
     for split in metadata.evaluation.splits:
         assert set(split) == expected
     assert set(metadata.evaluation.summary) == expected
+    assert metadata.label_sets == [
+        [],
+        ["label_1"],
+        ["label_0"],
+        ["label_0", "label_1"],
+        ["label_0", "label_1", "label_2"],
+    ]
+    assert metadata.training["head_fitted"] == "label_sets"
     tuning = metadata.threshold_tuning
     assert tuning is not None
     assert len(tuning.evaluation.splits) == n_splits
@@ -75,13 +92,16 @@ def test_the_model_card_tells_the_data_model_figures_and_thresholds(
         "## Data",
         metadata.data.fingerprint,
         "## Model",
-        "Preset: `default`",
+        "Preset: `default` with options changed on the command line",
         "standardization",
-        "Dense(20, relu, he_uniform) → Dense(3, sigmoid)",
+        "Dense(5, softmax) over the label sets seen in training → fixed (non-trainable) 5 x 3",
+        "Options: given for this run; no selection run chose them.",
         "multi-label `accuracy_score`",
         f"| **ours** (preset `default`) | {ours.mean:.3f} ± {ours.std:.3f} |",
         f"| ours, tuned thresholds (cross-fitted) | {tuned.mean:.3f} ± {tuned.std:.3f} |",
         "Baselines were not run (`--no-baselines`).",
+        "### The limit of this data",
+        "| limit: Bayes rule, most probable label set |",
         "### Thresholds: 0.5 against tuned",
         "would flatter",
         f"Thresholds served: {describe(metadata.labels, metadata.thresholds)}",
@@ -147,6 +167,8 @@ def test_a_csv_with_named_labels_trains_and_the_service_answers_with_those_names
             "1",
             "--jobs",
             "1",
+            "--max-label-sets",
+            "3",
             "--name",
             "news",
             "--output",
@@ -167,6 +189,14 @@ def test_a_csv_with_named_labels_trains_and_the_service_answers_with_those_names
     assert metadata.features == ["height", "weight", "age", "income"]
     assert metadata.data.source == "csv:news.csv"
     assert metadata.training["ensemble"] == 2
+    # More label sets than --max-label-sets: one sigmoid per label, and the card says so.
+    assert metadata.training["head_fitted"] == "sigmoid"
+    assert metadata.label_sets is None
+    assert metadata.limit is not None
+    assert not metadata.limit.known
+    card = (version_path(models, "news", 1) / CARD_FILE).read_text(encoding="utf-8")
+    assert "No limit is known for this data (its generating distribution is unknown)." in card
+    assert "the data holds more than 3 label sets: one sigmoid output per label instead" in card
 
 
 def test_a_run_without_cross_validation_keeps_one_half_and_says_so_in_its_card(
@@ -180,3 +210,124 @@ def test_a_run_without_cross_validation_keeps_one_half_and_says_so_in_its_card(
     assert metadata.thresholds == [0.5, 0.5, 0.5]
     assert sorted(name for name in metadata.files if name.endswith(".png")) == [LOSS_PLOT]
     assert "skipped cross-validation (`--no-cv`)" in (version / CARD_FILE).read_text()
+
+
+def test_the_limit_of_the_synthetic_data_is_in_the_metadata_card_and_output(
+    metadata: Metadata, trained_version: Path
+) -> None:
+    assert metadata.limit is not None
+    assert metadata.limit.known
+    assert metadata.limit.evaluation is not None
+    assert metadata.evaluation is not None
+    assert metadata.limit.evaluation.n_splits == metadata.evaluation.n_splits
+    joint = metadata.limit.evaluation.summary["joint_subset_accuracy"]
+    # Every row is tested once per repeat, so the mean over the splits is the 1000 rows' figure.
+    assert joint.mean == pytest.approx(0.868, abs=0.001)
+    card = (trained_version / CARD_FILE).read_text(encoding="utf-8")
+    assert f"**{joint.mean:.3f} ± {joint.std:.3f}** deciding the most probable label set" in card
+    assert metadata.comparisons is not None
+    versus_limit = metadata.comparisons["limit: Bayes rule, most probable label set"]
+    assert versus_limit.won + versus_limit.lost + versus_limit.tied == metadata.evaluation.n_splits
+
+
+def test_the_training_output_states_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train_main(["--no-cv", "--epochs", "1", "--output", str(tmp_path)]) == 0
+    assert "limit" not in capsys.readouterr().out  # without cross-validation, no splits to score
+    train_small_model(tmp_path)
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^the limit of this data \(the Bayes-optimal rule of its generator, same splits\): "
+        r"subset accuracy 0\.\d{3} ± 0\.\d{3} deciding the most probable label set, "
+        r"0\.\d{3} ± 0\.\d{3} with its marginals at 0\.5$",
+        out,
+        re.M,
+    ), out
+
+
+BAD_KEYS = [
+    pytest.param(None, "cannot", id="missing-file"),
+    pytest.param(b"not a key\n", "is not a PEM private key", id="not-pem"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_KEYS)
+def test_an_unusable_signing_key_ends_the_run_before_training_with_one_line(
+    content: bytes | None,
+    message: str,
+    repository: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = tmp_path / "signing-key.pem"
+    if content is not None:
+        key.write_bytes(content)
+    before = tree_digest(repository)
+    code = train_main(["--signing-key", str(key), "--output", str(repository)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith("error: ")
+    assert message in captured.err
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""  # refused before any split ran
+    assert tree_digest(repository) == before
+
+
+def test_a_signing_key_signs_the_published_version(tmp_path: Path) -> None:
+    from app.signing import generate_key_pair, load_trusted_keys, verify_version
+
+    private_key, public_key = generate_key_pair(tmp_path / "keys")
+    models = tmp_path / "models"
+    assert (
+        train_main(
+            ["--no-cv", "--epochs", "1", "--signing-key", str(private_key), "--output", str(models)]
+        )
+        == 0
+    )
+    verify_version(version_path(models, MODEL_NAME, 1), load_trusted_keys(public_key))
+
+
+def run_in_terminal(command: list[str], env: dict[str, str]) -> str:
+    """Run ``command`` with a pseudo-terminal as its stdout and stderr; return what it wrote."""
+    controller, terminal = pty.openpty()
+    # A real terminal has a size (a new pseudo-terminal has 0 x 0, where a bar has no room).
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    process = subprocess.Popen(command, stdout=terminal, stderr=terminal, env=env, cwd=REPO_ROOT)
+    os.close(terminal)
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(timeout=600) == 0, output.decode(errors="replace")
+    return output.decode(errors="replace")
+
+
+TENSORFLOW_CHATTER = ["absl::InitializeLog", "cpu_feature_guard", "oneDNN", "I0000 "]
+
+
+def test_on_a_terminal_the_bar_shows_and_tensorflow_stays_quiet_in_every_worker(
+    tmp_path: Path,
+) -> None:
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    output = run_in_terminal(
+        [
+            sys.executable,
+            "-m",
+            "training.train",
+            *("--epochs", "2", "--folds", "2", "--repeats", "1", "--jobs", "2"),
+            *("--no-baselines", "--output", str(tmp_path)),
+        ],
+        env,
+    )
+    assert "split 2/2  subset accuracy" in output
+    assert "cross-validation:" in output  # tqdm's bar, drawn only on a terminal
+    assert "mean subset accuracy" in output
+    for chatter in TENSORFLOW_CHATTER:
+        assert chatter not in output

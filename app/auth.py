@@ -1,0 +1,91 @@
+"""Optional access control: API keys sent as ``Authorization: Bearer <key>``.
+
+Off unless ``MULTILABEL_API_KEYS`` or ``MULTILABEL_API_KEYS_FILE`` is set. Keys are compared in
+constant time (``hmac.compare_digest`` against every configured key, whatever matches first),
+so response timing does not reveal how much of a guess was right. Keys are never logged: the
+error says only that a key is missing or wrong.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.config import Settings
+from app.errors import Unauthorized
+
+AUTHORIZATION_HEADER = b"authorization"
+_BEARER = b"bearer "
+
+
+class ApiKeys:
+    """The configured keys, and the check every protected request goes through."""
+
+    def __init__(self, keys: list[bytes]):
+        self._keys = keys
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiKeys:
+        """Keys from the environment and from the keys file; a bad file stops start-up."""
+        keys = settings.api_keys.get_secret_value().split(",") if settings.api_keys else []
+        if settings.api_keys_file is not None:
+            keys += _read_keys_file(settings.api_keys_file)
+        usable = [key.strip().encode() for key in keys if key.strip()]
+        if not usable and cls.configured(settings):
+            # Access control was asked for: never fall back to serving everyone.
+            raise ValueError("API keys are configured but none is usable (empty keys only)")
+        return cls(usable)
+
+    @staticmethod
+    def configured(settings: Settings) -> bool:
+        """Whether the settings ask for access control (known before any key is read)."""
+        given = settings.api_keys.get_secret_value().strip() if settings.api_keys else ""
+        return bool(given) or settings.api_keys_file is not None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, headers: Mapping[bytes, bytes]) -> None:
+        """Raise Unauthorized unless the request carries one of the keys (when keys are on)."""
+        if not self._keys:
+            return
+        value = headers.get(AUTHORIZATION_HEADER)
+        if value is None:
+            raise Unauthorized("this service requires an API key: Authorization: Bearer <key>")
+        if value[: len(_BEARER)].lower() != _BEARER:
+            raise Unauthorized("the Authorization header must use the Bearer scheme")
+        if not self._matches(value[len(_BEARER) :].strip()):
+            raise Unauthorized("the API key is not valid")
+
+    def _matches(self, candidate: bytes) -> bool:
+        found = False
+        for key in self._keys:  # every key is compared: no early exit to time
+            found |= hmac.compare_digest(candidate, key)
+        return found
+
+
+def _read_keys_file(path: Path) -> list[str]:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"cannot read the API keys file {path}: {error.strerror}") from error
+    return [line.split("#", 1)[0] for line in text.splitlines()]
+
+
+# Declares the scheme in OpenAPI (Swagger UI's "Authorize"); the check itself is ApiKeys'.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key of the service")
+
+
+async def require_api_key(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    """A control-plane dependency: the same check as the data plane's."""
+    api_keys: ApiKeys = request.app.state.api_keys
+    api_keys.check(dict(request.scope["headers"]))

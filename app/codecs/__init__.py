@@ -1,0 +1,10 @@
+"""The protocols the service speaks, one codec each (``app.codecs.base`` says what a codec is).
+
+A protocol decodes its wire format into the data plane's request, encodes the result, and
+renders its own errors. To add one, write its module with a ``CODEC`` and list it here.
+"""
+
+from app.codecs import native, tfserving, v2
+from app.codecs.base import Codec
+
+CODECS: tuple[Codec, ...] = (native.CODEC, v2.CODEC, tfserving.CODEC)

@@ -1,0 +1,174 @@
+"""What a protocol is made of: its operations (method, path, handler, documentation), the way
+it renders errors, and the request and reply every handler works with. No HTTP plumbing here:
+``app.codecs.endpoint`` serves operations; the handlers see only ``Call`` and return ``Reply``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from app.dataplane import DataPlane
+from app.errors import SHOWN_LENGTH, InvalidJSON, InvalidRequest, ServiceError
+from app.inference import Model
+
+JSON_MEDIA_TYPE = b"application/json"
+Envelope = TypeVar("Envelope", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A finished answer: status, body bytes, and headers beyond content-type and length."""
+
+    body: bytes
+    status: int = 200
+    media_type: bytes = JSON_MEDIA_TYPE
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    rows: int | None = None  # rows predicted, for the access log
+    model: tuple[str, int] | None = None  # (name, version) that answered, for the access log
+
+
+def error_headers(error: ServiceError) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers an error asks for (Allow, Retry-After, WWW-Authenticate...)."""
+    return tuple((name.lower().encode(), value.encode()) for name, value in error.headers.items())
+
+
+def json_reply(document: Any, status: int = 200, *, options: int = 0) -> Reply:
+    """A JSON document (numpy arrays included) as a reply."""
+    return Reply(orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY | options), status)
+
+
+@dataclass(slots=True)
+class Call:
+    """One HTTP request to an operation, as its handler sees it."""
+
+    method: str
+    path_params: dict[str, str]
+    headers: dict[bytes, bytes]  # lower-case names; a repeated header keeps its last value
+    body: bytes
+    dataplane: DataPlane
+
+    @property
+    def content_type(self) -> bytes:
+        """The media type alone, lower case, without parameters (b"" when absent)."""
+        value = self.headers.get(b"content-type", b"")
+        return value.split(b";", 1)[0].strip().lower()
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of a protocol: served at ``path`` for ``method``, documented in OpenAPI."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    response_model: Any = None  # a pydantic model, or a union of them
+    request_model: type[BaseModel] | None = None
+    # Extra request media types the operation reads besides JSON (and how they look).
+    request_media: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    public: bool = False  # answered without an API key (health probes)
+    # OpenAPI response entries beyond the response model (e.g. a 503 health body).
+    responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def reads_body(self) -> bool:
+        return self.request_model is not None
+
+
+def model_operations(
+    models_path: str, method: str, suffix: str, handler: Handler, **documentation: Any
+) -> list[Operation]:
+    """An operation on a model, at ``<models_path>/{name}<suffix>`` and at its
+    ``/versions/{version}`` form, as both standard protocols publish them."""
+    return [
+        Operation(method, f"{models_path}/{{name}}{suffix}", handler, **documentation),
+        Operation(
+            method,
+            f"{models_path}/{{name}}/versions/{{version}}{suffix}",
+            handler,
+            **documentation,
+        ),
+    ]
+
+
+def model_in_path(call: Call) -> Model:
+    """The model the path names: its newest version, or the one ``{version}`` names."""
+    return call.dataplane.model(call.path_params["name"], call.path_params.get("version"))
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A protocol: its operations and how it renders an error."""
+
+    name: str
+    tag: str
+    operations: Sequence[Operation]
+    render_error: Callable[[ServiceError], Reply]
+    error_model: type[BaseModel]
+    error_descriptions: dict[int, str]
+    # Media types its request bodies may declare besides JSON; none means JSON only.
+    binary_media_types: frozenset[bytes] = frozenset()
+
+
+def decode_json(body: bytes) -> Any:
+    """The body parsed as JSON; 400 when it is not JSON (NaN and Infinity are not JSON)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidJSON(f"body is not valid JSON: {error}") from error
+
+
+def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
+    """Check a decoded body's top-level fields against a pydantic model; errors name the field.
+
+    The models type bulky data (rows, tensors) as ``Any``: those are checked by app.features,
+    vectorized, with row and feature in each message.
+    """
+    if not isinstance(value, dict):
+        raise InvalidRequest("body must be a JSON object")
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])[:SHOWN_LENGTH] or None
+        message = f"{where}: {first['msg']}" if where else first["msg"]
+        raise InvalidRequest(message, field=where) from error
+
+
+class MessageError(BaseModel):
+    """The error body of the Open Inference Protocol and of TensorFlow Serving."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": "model 'other' is not served here"}]}
+    )
+
+    error: str
+
+
+def render_message_error(error: ServiceError) -> Reply:
+    """``{"error": "<message>"}``, with the 400 both standard protocols publish for every
+    mistake of the client's that the native API tells apart as 422."""
+    status = 400 if error.status_code == 422 else error.status_code
+    body = orjson.dumps({"error": error.message})
+    return Reply(body, status, headers=error_headers(error))
+
+
+MESSAGE_ERROR_DESCRIPTIONS = {
+    400: "Bad request: malformed body, wrong fields or unusable tensor values",
+    401: "Missing or wrong API key (when keys are configured)",
+    404: "Unknown model or version",
+    405: "Method not allowed",
+    408: "The request body did not arrive in time",
+    413: "Body or row count over the limit",
+    415: "Body is neither JSON nor a binary tensor body",
+    503: "No model loaded, or the server is at its limit of work (see Retry-After)",
+}

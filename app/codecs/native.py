@@ -1,0 +1,249 @@
+"""The native protocol: ``POST /predict`` with rows as lists or objects keyed by feature name.
+
+Answers by row (the default: probabilities by label name, the labels that are on, a 0/1
+vector, out-of-range warnings) or, with ``"format": "columns"``, one array per label. Errors
+are ``{"error": {"code", "message", "row", "field"}}``: the native API's one error shape, also
+used by the control plane (``/metadata``, ``/health``...).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import compress
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from app.codecs.base import (
+    Call,
+    Codec,
+    Operation,
+    Reply,
+    decode_json,
+    error_headers,
+    validate_envelope,
+)
+from app.dataplane import InferenceRequest, InferenceResult, thresholds_for
+from app.errors import ServiceError
+from app.features import features_from_rows, may_contain_booleans, row_list
+from app.inference import Model
+from app.schemas import ColumnsResponse, ErrorResponse, PredictRequest, PredictResponse
+
+PREDICT_PATH = "/predict"
+# From this many rows on, row answers are assembled from fragments (predictions_json) rather
+# than serialized from dicts: fewer rows do not repay the numpy calls (bench/README.md).
+FRAGMENT_ROWS = 16
+MAX_FRAGMENT_LABELS = 10  # one precomputed ending per label combination: 2**10 at most
+
+
+async def predict(call: Call) -> Reply:
+    """Per-label probabilities and thresholded label sets for one or many rows."""
+    dataplane = call.dataplane
+    model = dataplane.model(dataplane.settings.model_name)
+    payload = validate_envelope(PredictRequest, decode_json(call.body))
+    rows = row_list(payload.instances, "instances")
+    thresholds = thresholds_for(model, payload.threshold, field="threshold")
+
+    def decode() -> InferenceRequest:
+        features = features_from_rows(
+            rows,
+            model.metadata.features,
+            max_rows=dataplane.settings.max_rows,
+            named_rows=True,
+            booleans_possible=may_contain_booleans(call.body),
+        )
+        return InferenceRequest(model, features, thresholds)
+
+    encode = render_columns if payload.format == "columns" else render_rows
+    body = await dataplane.infer(len(rows), decode, encode)
+    return Reply(body, rows=len(rows), model=(model.name, model.version))
+
+
+def render_error(error: ServiceError) -> Reply:
+    document = {
+        "error": {
+            "code": error.code,
+            "message": error.message,
+            "row": error.row,
+            "field": error.field,
+        }
+    }
+    return Reply(orjson.dumps(document), error.status_code, headers=error_headers(error))
+
+
+def render_columns(result: InferenceResult) -> bytes:
+    """The ``"format": "columns"`` answer: one array per label."""
+    labels = result.model.metadata.labels
+    # orjson writes C-contiguous arrays only: each label's column, made contiguous.
+    probabilities = np.ascontiguousarray(result.probabilities.T)
+    decisions = np.ascontiguousarray(result.positives.T, dtype=np.uint8)
+    head = _dumps(
+        {
+            **_head(result),
+            "probabilities": dict(zip(labels, probabilities, strict=True)),
+            "decisions": dict(zip(labels, decisions, strict=True)),
+        }
+    )
+    warnings = _warning_fragments(result, with_row=True)
+    return b"".join([head[:-1], b',"warnings":[', b",".join(warnings), b"]}"])
+
+
+def render_rows(result: InferenceResult) -> bytes:
+    """The default answer, one object per row, as orjson writes it from dicts for a few rows,
+    and assembled from fragments for many (byte for byte the same; a test checks it).
+
+    A row is its probabilities, written by orjson from one array, between fixed key fragments,
+    then the ending for its label set (``labels``, ``vector``, the start of ``warnings``),
+    made once per label combination, then its warnings.
+    """
+    rows, width = result.probabilities.shape
+    if rows < FRAGMENT_ROWS or width > MAX_FRAGMENT_LABELS:
+        return _dumps({**_head(result), "predictions": _row_documents(result)})
+    labels = tuple(result.model.metadata.labels)
+    keys = [b"," + orjson.dumps(label) + b":" for label in labels]
+    values = _dumps(result.probabilities.ravel())[1:-1].split(b",")
+    stride = 2 * width + 2  # a row: key, value, ..., key, value, ending, warnings
+    parts = [b"[]}"] * (rows * stride)
+    parts[0::stride] = [b',{"probabilities":{' + keys[0][1:]] * rows
+    parts[0] = parts[0][1:]
+    for column in range(width):
+        if column:
+            parts[2 * column :: stride] = [keys[column]] * rows
+        parts[2 * column + 1 :: stride] = values[column::width]
+    codes = result.positives.astype(np.intp) @ (1 << np.arange(width, dtype=np.intp))
+    parts[stride - 2 :: stride] = _label_set_endings(labels)[codes].tolist()
+    for row, warnings in _warnings_by_row(result):
+        parts[row * stride + stride - 1] = b"[" + b",".join(warnings) + b"]}"
+    return b"".join([_dumps(_head(result))[:-1], b',"predictions":[', *parts, b"]}"])
+
+
+def _dumps(document: Any) -> bytes:
+    """orjson with numpy arrays: float32 values keep their shortest float32 text."""
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _head(result: InferenceResult) -> dict[str, Any]:
+    model = result.model
+    # float32 scalars, which orjson writes in their shortest form (0.7, not 0.699999988079071).
+    thresholds = dict(zip(model.metadata.labels, result.request.thresholds, strict=True))
+    return {"model": {"name": model.name, "version": model.version}, "thresholds": thresholds}
+
+
+def _row_documents(result: InferenceResult) -> list[dict[str, Any]]:
+    """One PredictResponse row per row of the result; probabilities stay float32 scalars."""
+    labels = result.model.metadata.labels
+    vectors = result.positives.astype(np.uint8).tolist()
+    warnings = dict(_warnings_by_row(result))
+    return [
+        {
+            "probabilities": dict(zip(labels, probabilities, strict=True)),
+            "labels": list(compress(labels, vector)),
+            "vector": vector,
+            "warnings": [orjson.Fragment(item) for item in warnings.get(index, [])],
+        }
+        for index, (probabilities, vector) in enumerate(
+            zip(result.probabilities, vectors, strict=True)
+        )
+    ]
+
+
+@lru_cache(maxsize=8)
+def _label_set_endings(labels: tuple[str, ...]) -> NDArray[np.object_]:
+    """For each label combination (its bits numbering it), the end of a row up to its
+    warnings: ``},"labels":[...],"vector":[...],"warnings":``."""
+    endings = np.empty(1 << len(labels), dtype=object)
+    for code in range(len(endings)):
+        vector = [(code >> column) & 1 for column in range(len(labels))]
+        endings[code] = b"".join(
+            [
+                b'},"labels":',
+                orjson.dumps(list(compress(labels, vector))),
+                b',"vector":',
+                orjson.dumps(vector),
+                b',"warnings":',
+            ]
+        )
+    return endings
+
+
+def _warnings_by_row(result: InferenceResult) -> list[tuple[int, list[bytes]]]:
+    """Each row that has warnings, with its warnings as JSON objects."""
+    found = result.out_of_range
+    if not len(found):
+        return []
+    fragments = _warning_fragments(result, with_row=False)
+    rows, starts = np.unique(found.rows, return_index=True)
+    ends = [*starts[1:].tolist(), len(fragments)]
+    return [
+        (row, fragments[start:end])
+        for row, start, end in zip(rows.tolist(), starts.tolist(), ends, strict=True)
+    ]
+
+
+def _warning_fragments(result: InferenceResult, *, with_row: bool) -> list[bytes]:
+    """``{"row"?, "feature", "value", "train_range"}`` for each value outside the training
+    range, as orjson writes them (the value in its shortest float32 form)."""
+    found = result.out_of_range
+    if not len(found):
+        return []
+    names, ranges = _feature_fragments(result.model)
+    values = _dumps(found.values)[1:-1].split(b",")
+    rows = [b'{"row":%d,' % row for row in found.rows.tolist()] if with_row else None
+    return [
+        b"".join(
+            [
+                rows[index] if rows else b"{",
+                b'"feature":',
+                names[column],
+                b',"value":',
+                value,
+                b',"train_range":',
+                ranges[column],
+                b"}",
+            ]
+        )
+        for index, (column, value) in enumerate(zip(found.columns.tolist(), values, strict=True))
+    ]
+
+
+@lru_cache(maxsize=8)
+def _feature_fragments(model: Model) -> tuple[list[bytes], list[bytes]]:
+    """Each feature's name and training range as JSON, once per loaded model."""
+    meta = model.metadata
+    names = [orjson.dumps(name) for name in meta.features]
+    ranges = [orjson.dumps([bounds.min, bounds.max]) for bounds in meta.feature_ranges]
+    return names, ranges
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON",
+    401: "Missing or wrong API key (when keys are configured)",
+    405: "Method not allowed",
+    408: "The request body did not arrive in time",
+    404: "Unknown model or version",
+    413: "Body or row count over the limit",
+    415: "Body is not JSON",
+    422: "Invalid request or input values",
+    503: "No model loaded, or the server is at its limit of work (see Retry-After)",
+}
+
+CODEC = Codec(
+    name="native",
+    tag="native",
+    operations=[
+        Operation(
+            "POST",
+            PREDICT_PATH,
+            predict,
+            summary="Predict labels",
+            request_model=PredictRequest,
+            response_model=PredictResponse | ColumnsResponse,
+            errors=(400, 401, 408, 413, 415, 422, 503),
+        )
+    ],
+    render_error=render_error,
+    error_model=ErrorResponse,
+    error_descriptions=ERROR_DESCRIPTIONS,
+)

@@ -1,0 +1,218 @@
+"""The TensorFlow Serving REST API: ``/v1/models/{name}[/versions/{v}]`` status, metadata, predict.
+
+The model is described as TF Serving would describe it: one input, ``features``, and two
+signatures. ``serving_default`` gives the probabilities only, so its answers match a TF Serving
+deployment of the Keras model; ``labels`` adds the thresholded labels (model defaults).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.codecs.base import (
+    MESSAGE_ERROR_DESCRIPTIONS,
+    Call,
+    Codec,
+    MessageError,
+    Reply,
+    decode_json,
+    json_reply,
+    model_in_path,
+    model_operations,
+    render_message_error,
+    validate_envelope,
+)
+from app.codecs.tfserving_schemas import (
+    Dim,
+    GetModelMetadataResponse,
+    GetModelStatusResponse,
+    ModelSpec,
+    SignatureDef,
+    SignatureDefMap,
+    TensorInfo,
+    TensorShapeProto,
+    TFServingModelMetadata,
+    TFServingPredictRequest,
+    TFServingPredictResponse,
+)
+from app.dataplane import INPUT_NAME, InferenceRequest, InferenceResult, Output
+from app.errors import InvalidInput, InvalidRequest
+from app.features import features_from_rows, may_contain_booleans, row_list
+
+DEFAULT_SIGNATURE = "serving_default"
+SIGNATURES: dict[str, tuple[Output, ...]] = {
+    DEFAULT_SIGNATURE: ("probabilities",),
+    "labels": ("probabilities", "labels"),
+}
+OUTPUT_DTYPES: dict[Output, str] = {"probabilities": "DT_FLOAT", "labels": "DT_BOOL"}
+
+
+async def predict(call: Call) -> Reply:
+    """Row format (``instances``) answers ``predictions``; columnar (``inputs``) ``outputs``."""
+    dataplane = call.dataplane
+    model = model_in_path(call)
+    payload = validate_envelope(TFServingPredictRequest, decode_json(call.body))
+    outputs = _signature_outputs(payload.signature_name)
+    given = payload.model_fields_set & {"instances", "inputs"}
+    if len(given) != 1:
+        raise InvalidRequest(
+            "send either instances (row format) or inputs (columnar format), "
+            + ("not both" if given else "neither was given")
+        )
+    row_format = "instances" in given
+    what = "instances" if row_format else "inputs"
+    rows = row_list(payload.instances if row_format else _input_tensor(payload.inputs), what)
+
+    def decode() -> InferenceRequest:
+        features = features_from_rows(
+            _instance_rows(rows) if row_format else rows,
+            model.metadata.features,
+            max_rows=len(rows),
+            booleans_possible=may_contain_booleans(call.body),
+            what=what,
+        )
+        return InferenceRequest(model, features, model.default_thresholds, outputs)
+
+    body = await dataplane.infer(len(rows), decode, lambda result: _encode(result, row_format))
+    return Reply(body, rows=len(rows), model=(model.name, model.version))
+
+
+def _signature_outputs(signature_name: str) -> tuple[Output, ...]:
+    outputs = SIGNATURES.get(signature_name or DEFAULT_SIGNATURE)
+    if outputs is None:
+        raise InvalidRequest(
+            f"serving signature {signature_name!r} not found; the signatures are "
+            f"{', '.join(SIGNATURES)}",
+            field="signature_name",
+        )
+    return outputs
+
+
+def _instance_rows(instances: list[Any]) -> list[Any]:
+    """Rows given as lists, or all as objects naming the one input, ``{"features": [...]}``."""
+    if not (instances and isinstance(instances[0], dict)):
+        return instances  # lists, checked row by row (an object among them is refused there)
+    rows = []
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict) or instance.keys() != {INPUT_NAME}:
+            raise InvalidInput(
+                f"row {index}: expected an object with the model's one input, "
+                f"{{{INPUT_NAME!r}: [...]}}, like the first row",
+                row=index,
+            )
+        rows.append(instance[INPUT_NAME])
+    return rows
+
+
+def _input_tensor(inputs: Any) -> Any:
+    """The columnar tensor, given bare or as ``{"features": tensor}``."""
+    if isinstance(inputs, dict):
+        if inputs.keys() != {INPUT_NAME}:
+            unknown = ", ".join(repr(name) for name in inputs) or "no input"
+            raise InvalidRequest(
+                f"inputs: got {unknown}; the model's one input is {INPUT_NAME!r}", field="inputs"
+            )
+        return inputs[INPUT_NAME]
+    return inputs
+
+
+def _encode(result: InferenceResult, row_format: bool) -> bytes:
+    """TF Serving's shapes: one output goes unnamed; several are named per row or per column."""
+    tensors: dict[Output, np.ndarray[Any, Any]] = {
+        "probabilities": result.probabilities,
+        "labels": result.positives,
+    }
+    outputs = result.request.outputs
+    key = "predictions" if row_format else "outputs"
+    document: dict[str, Any]
+    if len(outputs) == 1:
+        document = {key: tensors[outputs[0]]}
+    elif not row_format:
+        document = {key: {name: tensors[name] for name in outputs}}
+    else:
+        # Rows stay numpy views, so orjson writes float32 values as float32.
+        columns = [tensors[name] for name in outputs]
+        document = {
+            key: [dict(zip(outputs, values, strict=True)) for values in zip(*columns, strict=True)]
+        }
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+async def model_status(call: Call) -> Reply:
+    """Every loaded version's state (AVAILABLE), or the one version in the path."""
+    model = model_in_path(call)
+    if "version" in call.path_params:
+        versions = [model.version]
+    else:
+        versions = sorted(call.dataplane.repository.snapshot.models, reverse=True)
+    available = {"state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    return json_reply(
+        {"model_version_status": [{"version": str(v), **available} for v in versions]}
+    )
+
+
+async def model_metadata(call: Call) -> Reply:
+    """The model's signatures: input and output names, dtypes and shapes."""
+    model = model_in_path(call)
+    n_labels = len(model.metadata.labels)
+    features = _tensor_info(INPUT_NAME, "DT_FLOAT", model.n_features)
+    signatures = {
+        signature: SignatureDef(
+            inputs={INPUT_NAME: features},
+            outputs={name: _tensor_info(name, OUTPUT_DTYPES[name], n_labels) for name in outputs},
+        )
+        for signature, outputs in SIGNATURES.items()
+    }
+    body = GetModelMetadataResponse(
+        model_spec=ModelSpec(name=model.name, version=str(model.version)),
+        metadata=TFServingModelMetadata(signature_def=SignatureDefMap(signature_def=signatures)),
+    )
+    return json_reply(body.model_dump())
+
+
+def _tensor_info(name: str, dtype: str, width: int) -> TensorInfo:
+    """A [-1, width] tensor: any number of rows."""
+    shape = TensorShapeProto(dim=[Dim(size="-1"), Dim(size=str(width))])
+    return TensorInfo(dtype=dtype, tensor_shape=shape, name=name)
+
+
+CODEC = Codec(
+    name="tfserving",
+    tag="TensorFlow Serving",
+    operations=[
+        *model_operations(
+            "/v1/models",
+            "POST",
+            ":predict",
+            predict,
+            summary="Predict",
+            request_model=TFServingPredictRequest,
+            response_model=TFServingPredictResponse,
+            errors=(400, 401, 404, 408, 413, 415, 503),
+        ),
+        *model_operations(
+            "/v1/models",
+            "GET",
+            "/metadata",
+            model_metadata,
+            summary="Model metadata",
+            response_model=GetModelMetadataResponse,
+            errors=(401, 404, 503),
+        ),
+        *model_operations(
+            "/v1/models",
+            "GET",
+            "",
+            model_status,
+            summary="Model status",
+            response_model=GetModelStatusResponse,
+            errors=(401, 404, 503),
+        ),
+    ],
+    render_error=render_message_error,
+    error_model=MessageError,
+    error_descriptions=MESSAGE_ERROR_DESCRIPTIONS,
+)

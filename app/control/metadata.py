@@ -1,0 +1,38 @@
+"""``GET /metadata``: what the served model takes and gives, how it was made and how it scored."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.repository import ModelRepository
+from app.schemas import FeatureSchema, MetadataResponse
+
+router = APIRouter(tags=["native"])
+
+
+@router.get("/metadata", response_model=MetadataResponse)
+async def metadata(request: Request) -> MetadataResponse:
+    """The served model's input schema, labels, thresholds, evaluation and training."""
+    repository: ModelRepository = request.app.state.repository
+    model = repository.get(repository.name)
+    snapshot = repository.snapshot
+    meta = model.metadata
+    return MetadataResponse(
+        name=meta.name,
+        version=meta.version,
+        versions=sorted(snapshot.models),
+        created_at=meta.created_at,
+        backend=model.backend_name,
+        features=[
+            FeatureSchema(name=name, train_range=(bounds.min, bounds.max))
+            for name, bounds in zip(meta.features, meta.feature_ranges, strict=True)
+        ],
+        labels=meta.labels,
+        thresholds=dict(zip(meta.labels, meta.thresholds, strict=True)),
+        evaluation=meta.evaluation.summary if meta.evaluation else None,
+        data_fingerprint=meta.data.fingerprint,
+        training=meta.training,
+        schema_change_allowed=repository.allow_schema_change,
+        schemas_differ=snapshot.schemas_differ,
+        signatures_verified=repository.verifies_signatures,
+    )

@@ -1,1 +1,0 @@
-"""HTTP routers, one per protocol: each parses its own wire format and calls the core."""

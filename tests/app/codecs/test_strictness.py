@@ -1,0 +1,937 @@
+"""One list of validation cases, run against every protocol.
+
+Each case is one thing wrong with a request (or one thing that looks wrong and is accepted),
+with, for each protocol, how that case is written on its wire and the verdict: the status,
+and where the error says it, the row and the field. A case that cannot be written on a
+protocol's wire says why instead. The same list renders the README's strictness table:
+``.venv/bin/python -m tests.app.codecs.test_strictness`` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import tritonclient.http as triton
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from tests.support import MODEL_NAME, REFERENCE_INPUTS, REPO_ROOT
+
+MAX_ROWS = 100  # the test app's MULTILABEL_MAX_ROWS: small, so that "too many" stays small
+MAX_BODY_BYTES = 65_536  # its MULTILABEL_MAX_BODY_BYTES
+ROW = REFERENCE_INPUTS[0]
+FEATURES = [f"x{index}" for index in range(len(ROW))]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MARK = 123456789  # a value that a raw JSON literal (NaN, 1e309...) replaces in the body text
+JSON = {"content-type": "application/json"}
+HEADER_LENGTH = "Inference-Header-Content-Length"
+PREDICT = "/predict"
+INFER = f"/v2/models/{MODEL_NAME}/infer"
+TF_PREDICT = f"/v1/models/{MODEL_NAME}:predict"
+
+
+@dataclass(frozen=True)
+class Wire:
+    """A case written on one protocol's wire, and the verdict it gets.
+
+    ``field`` is the native error's ``field`` exactly; for the protocols whose error is a
+    message, it is what the message names (as is ``row``, as "row N").
+    """
+
+    wire: str  # how the case is written, for the table
+    body: bytes | None
+    status: int
+    row: int | None = None
+    field: str | None = None
+    code: str | None = None  # the native error's code
+    headers: dict[str, str] = dataclasses.field(default_factory=lambda: dict(JSON))
+    method: str = "POST"
+    path: str | None = None  # None: the protocol's inference path
+
+
+@dataclass(frozen=True)
+class NotOnWire:
+    """A case that does not exist on a protocol, and why."""
+
+    reason: str
+
+
+Cell = Wire | NotOnWire
+
+
+@dataclass(frozen=True)
+class Case:
+    what: str
+    native: Cell
+    v2_json: Cell
+    v2_binary: Cell
+    tfserving: Cell
+
+
+@dataclass(frozen=True)
+class Protocol:
+    attribute: str  # the Case field holding its cells
+    title: str  # the table's column
+    path: str
+    message_envelope: bool  # {"error": "<message>"} rather than the native error object
+
+
+PROTOCOLS = [
+    Protocol("native", "native `POST /predict`", PREDICT, message_envelope=False),
+    Protocol("v2_json", "V2 JSON `POST …/infer`", INFER, message_envelope=True),
+    Protocol("v2_binary", "V2 binary tensors `POST …/infer`", INFER, message_envelope=True),
+    Protocol("tfserving", "TF Serving `POST …:predict`", TF_PREDICT, message_envelope=True),
+]
+
+
+def with_value(index: int, value: Any, row: list[Any] = ROW) -> list[Any]:
+    changed = list(row)
+    changed[index] = value
+    return changed
+
+
+def literal(body: bytes, text: str) -> bytes:
+    """The body with the marker value replaced by a raw JSON text (NaN, 1e309, ...)."""
+    assert str(MARK).encode() in body
+    return body.replace(str(MARK).encode(), text.encode(), 1)
+
+
+def native_body(rows: Any = None, **fields: Any) -> bytes:
+    return orjson.dumps({"instances": [ROW] if rows is None else rows, **fields})
+
+
+def tf_body(rows: Any = None, **fields: Any) -> bytes:
+    return native_body(rows, **fields)
+
+
+def v2_document(
+    rows: Any = None, *, nested: bool = False, shape: Any = None, **tensor: Any
+) -> dict[str, Any]:
+    rows = [ROW] if rows is None else rows
+    data = rows if nested else [value for row in rows for value in row]
+    return {
+        "name": "features",
+        "shape": [len(rows), len(ROW)] if shape is None else shape,
+        "datatype": "FP32",
+        "data": data,
+        **tensor,
+    }
+
+
+def v2_body(rows: Any = None, *, tensor: dict[str, Any] | None = None, **fields: Any) -> bytes:
+    return orjson.dumps({"inputs": [{**v2_document(rows), **(tensor or {})}], **fields})
+
+
+def triton_body(
+    values: np.ndarray | None = None,
+    *,
+    datatype: str = "FP32",
+    parameters: dict[str, Any] | None = None,
+    outputs: list[Any] | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A binary request as tritonclient writes it (no content type, as tritonclient sends)."""
+    values = np.asarray([ROW], dtype=np.float32) if values is None else values
+    tensor = triton.InferInput("features", list(values.shape), datatype)
+    tensor.set_data_from_numpy(values)
+    body, header_length = triton.InferenceServerClient.generate_request_body(
+        [tensor], outputs, parameters=parameters
+    )
+    assert header_length is not None
+    return body, {HEADER_LENGTH: str(header_length)}
+
+
+def binary(wire: str, status: int, values: np.ndarray | None = None, **options: Any) -> Wire:
+    """A binary request made by tritonclient, and its verdict (row, field, headers...)."""
+    verdict = {
+        key: options.pop(key) for key in ("row", "field", "method", "path") if key in options
+    }
+    extra_headers = options.pop("headers", {})
+    body, headers = triton_body(values, **options)
+    return Wire(wire, body, status, headers={**headers, **extra_headers}, **verdict)
+
+
+def raw_binary(wire: str, status: int, header: bytes, data: bytes, **verdict: Any) -> Wire:
+    """A binary request written byte by byte (what tritonclient never sends)."""
+    declared = verdict.pop("declared", str(len(header)))
+    return Wire(wire, header + data, status, headers={HEADER_LENGTH: declared}, **verdict)
+
+
+def rows_filled(count: int) -> list[list[int]]:
+    return [ROW] * count
+
+
+def float32(rows: Any) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float32)
+
+
+def padded(body: bytes) -> bytes:
+    """A body just over MAX_BODY_BYTES: JSON whitespace before its closing brace."""
+    return body[:-1] + b" " * (MAX_BODY_BYTES - len(body) + 1) + b"}"
+
+
+def padded_binary() -> Wire:
+    body, headers = triton_body()
+    header = body[: int(headers[HEADER_LENGTH])]
+    spaced = header[:-1] + b" " * (MAX_BODY_BYTES - len(body) + 1) + b"}"
+    return raw_binary("the header padded with spaces", 413, spaced, body[len(header) :])
+
+
+BINARY_HEADER, _ = triton_body(float32([ROW]))
+HEADER_ONLY = BINARY_HEADER[: -4 * len(ROW)]  # the JSON header of a one-row binary request
+ROW_BYTES = float32([ROW]).tobytes()
+NO_DATATYPE_HERE = NotOnWire("JSON numbers carry no datatype")
+NO_THRESHOLD = NotOnWire("TF Serving's API has no threshold: signatures use the model's")
+NO_BINARY_VALUES = NotOnWire("FP32 bytes hold numbers only")
+NOT_BINARY = NotOnWire("no binary tensor data on this protocol")
+NO_MODEL_IN_PATH = NotOnWire("`/predict` names no model: it serves the one model")
+SAME_AS_JSON_HEADER = NotOnWire("the JSON header is V2 JSON's: see that column")
+
+
+def threshold_case(what: str, threshold: Any, shown: str, field_name: str = "threshold") -> Case:
+    """A wrong threshold: the native field, V2's parameter in JSON and in a binary header."""
+    return Case(
+        what,
+        native=Wire(
+            f'`"threshold": {shown}`',
+            native_body(threshold=threshold),
+            422,
+            code="invalid_request",
+            field=field_name,
+        ),
+        v2_json=Wire(
+            f'`"parameters": {{"threshold": {shown}}}`',
+            v2_body(parameters={"threshold": threshold}),
+            400,
+            field="parameters.threshold",
+        ),
+        v2_binary=binary(
+            "the same parameter in the JSON header",
+            400,
+            parameters={"threshold": threshold},
+            field="parameters.threshold",
+        ),
+        tfserving=NO_THRESHOLD,
+    )
+
+
+def value_case(what: str, index: int, text: str, shown: str | None = None) -> Case:
+    """One feature value of the second row is the JSON text ``text`` instead of a number."""
+    rows = [ROW, with_value(index, MARK)]
+    feature = FEATURES[index]
+    shown = shown or text
+    return Case(
+        what,
+        native=Wire(
+            f"`{shown}` as {feature} of row 1",
+            literal(native_body(rows), text),
+            422,
+            code="invalid_input",
+            row=1,
+            field=feature,
+        ),
+        v2_json=Wire(
+            f"`{shown}` in `data`", literal(v2_body(rows), text), 400, row=1, field=feature
+        ),
+        v2_binary=NO_BINARY_VALUES,
+        tfserving=Wire(
+            f"`{shown}` in row 1", literal(tf_body(rows), text), 400, row=1, field=feature
+        ),
+    )
+
+
+def literal_case(what: str, text: str, binary_value: float | None) -> Case:
+    """A JSON text that is not a JSON number (or not one a float64 holds): unreadable JSON."""
+    rows = [ROW, with_value(0, MARK)]
+    in_binary: Cell = NO_BINARY_VALUES
+    if binary_value is not None:
+        in_binary = binary(
+            f"float32 {text} as x0 of row 1",
+            400,
+            float32([ROW, with_value(0, binary_value)]),
+            row=1,
+            field="x0",
+        )
+    return Case(
+        what,
+        native=Wire(
+            f"`{text}` in row 1",
+            literal(native_body(rows), text),
+            400,
+            code="invalid_json",
+        ),
+        v2_json=Wire(f"`{text}` in `data`", literal(v2_body(rows), text), 400),
+        v2_binary=in_binary,
+        tfserving=Wire(f"`{text}` in row 1", literal(tf_body(rows), text), 400),
+    )
+
+
+def content_type_case(what: str, media_type: str | None, native: int, v2: int, tf: int) -> Case:
+    headers = {} if media_type is None else {"content-type": media_type}
+    shown = "no `content-type`" if media_type is None else f"`{media_type}`"
+    code = {415: "unsupported_media_type"}.get(native)
+    return Case(
+        what,
+        native=Wire(shown, native_body(), native, code=code, headers=headers),
+        v2_json=Wire(shown, v2_body(), v2, headers=headers),
+        v2_binary=binary(f"{shown}, binary body", v2, headers=headers),
+        tfserving=Wire(shown, tf_body(), tf, headers=headers),
+    )
+
+
+def path_case(what: str, v2_path: str, tf_path: str, shown: str, status: int = 404) -> Case:
+    return Case(
+        what,
+        native=NO_MODEL_IN_PATH,
+        v2_json=Wire(f"`{shown}`", v2_body(), status, path=v2_path),
+        v2_binary=binary(f"`{shown}`", status, path=v2_path),
+        tfserving=Wire(f"`{shown}`", tf_body(), status, path=tf_path),
+    )
+
+
+NON_FINITE_ROWS = [ROW, [FLOAT32_MAX] * len(ROW)]
+
+CASES: list[Case] = [
+    Case(
+        "nothing wrong (the reference row)",
+        native=Wire('`{"instances": [[3, 3, 6, …]]}`', native_body(), 200),
+        v2_json=Wire("FP32 `[1, 10]`, flat `data`", v2_body(), 200),
+        v2_binary=binary("FP32 `[1, 10]`, 40 bytes", 200),
+        tfserving=Wire('`{"instances": [[3, 3, 6, …]]}`', tf_body(), 200),
+    ),
+    value_case("a value is a boolean", 7, "true"),
+    value_case("a value is a string", 3, '"7"'),
+    value_case("a value is null", 5, "null"),
+    value_case("a value is a list", 2, "[1]"),
+    value_case("a value is an object", 4, '{"v": 1}'),
+    Case(
+        "every value is a one-element list",
+        native=Wire(
+            "`[[3], [3], [6], …]`",
+            native_body([[[value] for value in ROW]]),
+            422,
+            code="invalid_input",
+            row=0,
+            field="x0",
+        ),
+        v2_json=Wire(
+            "nested `data`, `[[[3], [3], …]]`",
+            orjson.dumps(
+                {"inputs": [v2_document([[[value] for value in ROW]], nested=True, shape=[1, 10])]}
+            ),
+            400,
+            row=0,
+            field="x0",
+        ),
+        v2_binary=NO_BINARY_VALUES,
+        tfserving=Wire(
+            "`[[3], [3], [6], …]`", tf_body([[[value] for value in ROW]]), 400, row=0, field="x0"
+        ),
+    ),
+    value_case("a number beyond float32", 6, "1e39"),
+    value_case("an integer beyond float32", 8, "1" + "0" * 40, "10⁴⁰ written out"),
+    literal_case("a `NaN` literal", "NaN", float("nan")),
+    literal_case("an `Infinity` literal", "Infinity", float("inf")),
+    literal_case("a `-Infinity` literal", "-Infinity", float("-inf")),
+    literal_case("a number beyond float64", "1e309", None),
+    Case(
+        "the model's outputs are not finite (every value 3.4e38)",
+        native=Wire(
+            "row 1 all 3.4028235e38",
+            native_body(NON_FINITE_ROWS),
+            422,
+            code="invalid_input",
+            row=1,
+        ),
+        v2_json=Wire("row 1 all 3.4028235e38", v2_body(NON_FINITE_ROWS), 400, row=1),
+        v2_binary=binary("row 1 all 3.4028235e38", 400, float32(NON_FINITE_ROWS), row=1),
+        tfserving=Wire("row 1 all 3.4028235e38", tf_body(NON_FINITE_ROWS), 400, row=1),
+    ),
+    Case(
+        "a row is too short",
+        native=Wire(
+            "row 1 of 9 values",
+            native_body([ROW, ROW[:9]]),
+            422,
+            code="invalid_input",
+            row=1,
+        ),
+        v2_json=Wire(
+            "nested `data`, row 1 of 9 values",
+            orjson.dumps({"inputs": [v2_document([ROW, ROW[:9]], nested=True, shape=[2, 10])]}),
+            400,
+            row=1,
+        ),
+        v2_binary=binary("shape `[2, 9]`, 72 bytes", 400, float32([ROW[:9]] * 2), field="shape"),
+        tfserving=Wire("row 1 of 9 values", tf_body([ROW, ROW[:9]]), 400, row=1),
+    ),
+    Case(
+        "a row is too long",
+        native=Wire(
+            "row 0 of 11 values",
+            native_body([[*ROW, 1]]),
+            422,
+            code="invalid_input",
+            row=0,
+        ),
+        v2_json=Wire(
+            "shape `[1, 10]`, 11 values",
+            v2_body(tensor={"data": [*ROW, 1]}),
+            400,
+            field="11 values",
+        ),
+        v2_binary=binary("shape `[1, 11]`, 44 bytes", 400, float32([[*ROW, 1]]), field="shape"),
+        tfserving=Wire("row 0 of 11 values", tf_body([[*ROW, 1]]), 400, row=0),
+    ),
+    Case(
+        "a row is not a list",
+        native=Wire("row 1 is `7`", native_body([ROW, 7]), 422, code="invalid_input", row=1),
+        v2_json=Wire(
+            "nested `data`, row 1 is `7`",
+            orjson.dumps({"inputs": [v2_document([ROW, 7], nested=True, shape=[2, 10])]}),
+            400,
+            row=1,
+        ),
+        v2_binary=NO_BINARY_VALUES,
+        tfserving=Wire("row 1 is `7`", tf_body([ROW, 7]), 400, row=1),
+    ),
+    Case(
+        "a row is given as an object",
+        native=Wire(
+            '`{"x0": 3, …, "x9": 3}`: accepted, by name',
+            native_body([dict(zip(FEATURES, ROW, strict=True))]),
+            200,
+        ),
+        v2_json=Wire(
+            'nested `data`, row 1 `{"x0": 3, …}`',
+            orjson.dumps(
+                {
+                    "inputs": [
+                        v2_document(
+                            [ROW, dict(zip(FEATURES, ROW, strict=True))],
+                            nested=True,
+                            shape=[2, 10],
+                        )
+                    ]
+                }
+            ),
+            400,
+            row=1,
+        ),
+        v2_binary=NO_BINARY_VALUES,
+        tfserving=Wire(
+            '`{"features": [3, 3, …]}`: accepted, TF Serving\'s named input',
+            tf_body([{"features": ROW}]),
+            200,
+        ),
+    ),
+    Case(
+        "rows mix lists and objects, a list first",
+        native=Wire(
+            '`[[3, …], {"x0": 3, …}]`: accepted, each row by itself',
+            native_body([ROW, dict(zip(FEATURES, ROW, strict=True))]),
+            200,
+        ),
+        v2_json=NotOnWire("no named rows in tensor data"),
+        v2_binary=NO_BINARY_VALUES,
+        tfserving=Wire(
+            '`[[3, …], {"features": […]}]`',
+            tf_body([ROW, {"features": ROW}]),
+            400,
+            row=1,
+        ),
+    ),
+    Case(
+        "rows mix lists and objects, an object first",
+        native=Wire(
+            '`[{"x0": 3, …}, [3, …]]`: accepted, each row by itself',
+            native_body([dict(zip(FEATURES, ROW, strict=True)), ROW]),
+            200,
+        ),
+        v2_json=NotOnWire("no named rows in tensor data"),
+        v2_binary=NO_BINARY_VALUES,
+        tfserving=Wire(
+            '`[{"features": […]}, [3, …]]`',
+            tf_body([{"features": ROW}, ROW]),
+            400,
+            row=1,
+        ),
+    ),
+    Case(
+        "a row names an unknown feature",
+        native=Wire(
+            '`"x42": 1` beside x0…x9',
+            native_body([{**dict(zip(FEATURES, ROW, strict=True)), "x42": 1}]),
+            422,
+            code="invalid_input",
+            row=0,
+            field="x42",
+        ),
+        v2_json=NotOnWire("tensor values are positional"),
+        v2_binary=NotOnWire("tensor values are positional"),
+        tfserving=Wire(
+            '`{"features": […], "x42": 1}`',
+            tf_body([{"features": ROW, "x42": 1}]),
+            400,
+            row=0,
+        ),
+    ),
+    Case(
+        "a row lacks a feature",
+        native=Wire(
+            "object without x9",
+            native_body([dict(zip(FEATURES[:9], ROW[:9], strict=True))]),
+            422,
+            code="invalid_input",
+            row=0,
+            field="x9",
+        ),
+        v2_json=NotOnWire("tensor values are positional"),
+        v2_binary=NotOnWire("tensor values are positional"),
+        tfserving=NotOnWire('`{"features": […]}` holds every value, by position'),
+    ),
+    Case(
+        "no rows",
+        native=Wire('`"instances": []`', native_body([]), 422, code="invalid_input"),
+        v2_json=Wire("shape `[0, 10]`, `data: []`", v2_body([]), 400, field="no rows"),
+        v2_binary=binary(
+            "shape `[0, 10]`, 0 bytes", 400, np.zeros((0, 10), np.float32), field="no rows"
+        ),
+        tfserving=Wire('`"instances": []`', tf_body([]), 400, field="no rows"),
+    ),
+    Case(
+        "too many rows (`MULTILABEL_MAX_ROWS` + 1)",
+        native=Wire(
+            "`MAX_ROWS + 1` rows",
+            native_body(rows_filled(MAX_ROWS + 1)),
+            413,
+            code="payload_too_large",
+        ),
+        v2_json=Wire("`MAX_ROWS + 1` rows", v2_body(rows_filled(MAX_ROWS + 1)), 413),
+        v2_binary=binary("`MAX_ROWS + 1` rows", 413, float32(rows_filled(MAX_ROWS + 1))),
+        tfserving=Wire("`MAX_ROWS + 1` rows", tf_body(rows_filled(MAX_ROWS + 1)), 413),
+    ),
+    Case(
+        "body over `MULTILABEL_MAX_BODY_BYTES`",
+        native=Wire(
+            "one row, padded with spaces",
+            padded(native_body()),
+            413,
+            code="payload_too_large",
+        ),
+        v2_json=Wire("one row, padded with spaces", padded(v2_body()), 413),
+        v2_binary=padded_binary(),
+        tfserving=Wire("one row, padded with spaces", padded(tf_body()), 413),
+    ),
+    Case(
+        "the rows are missing",
+        native=Wire("`{}`", b"{}", 422, code="invalid_request", field="instances"),
+        v2_json=Wire('`{"id": "1"}`', b'{"id": "1"}', 400, field="inputs"),
+        v2_binary=raw_binary("header `{}`, no data", 400, b"{}", b"", field="inputs"),
+        tfserving=Wire("`{}`", b"{}", 400, field="neither"),
+    ),
+    Case(
+        "body is not JSON",
+        native=Wire('`{"instances": [[1, 2`', b'{"instances": [[1, 2', 400, code="invalid_json"),
+        v2_json=Wire('`{"inputs": [{`', b'{"inputs": [{', 400, field="not valid JSON"),
+        v2_binary=raw_binary('header `{"inputs": [{`', 400, b'{"inputs": [{', ROW_BYTES),
+        tfserving=Wire('`{"instances": [[1, 2`', b'{"instances": [[1, 2', 400),
+    ),
+    Case(
+        "body is empty",
+        native=Wire("no bytes", b"", 400, code="invalid_json"),
+        v2_json=Wire("no bytes", b"", 400),
+        v2_binary=raw_binary("header length 0, no bytes", 400, b"", b""),
+        tfserving=Wire("no bytes", b"", 400),
+    ),
+    Case(
+        "body is a JSON array",
+        native=Wire("`[[3, 3, …]]`", orjson.dumps([ROW]), 422, code="invalid_request"),
+        v2_json=Wire("`[{…tensor…}]`", orjson.dumps([v2_document()]), 400, field="JSON object"),
+        v2_binary=raw_binary("header `[]`", 400, b"[]", b"", field="JSON object"),
+        tfserving=Wire("`[[3, 3, …]]`", orjson.dumps([ROW]), 400, field="JSON object"),
+    ),
+    Case(
+        "an unknown top-level field",
+        native=Wire(
+            '`"extra": 1`',
+            native_body(extra=1),
+            422,
+            code="invalid_request",
+            field="extra",
+        ),
+        v2_json=Wire('`"extra": 1`: ignored, as the protocol allows', v2_body(extra=1), 200),
+        v2_binary=SAME_AS_JSON_HEADER,
+        tfserving=Wire('`"extra": 1`: ignored', tf_body(extra=1), 200),
+    ),
+    content_type_case("explicit non-JSON content type", "text/plain", 415, 415, 415),
+    content_type_case(
+        "form-encoded content type (`curl -d`)", "application/x-www-form-urlencoded", 415, 415, 415
+    ),
+    content_type_case("binary content type", "application/octet-stream", 415, 200, 415),
+    content_type_case("missing content type (accepted)", None, 200, 200, 200),
+    content_type_case("JSON with a charset", "application/json; charset=utf-8", 200, 200, 200),
+    content_type_case("a `+json` media type", "application/vnd.api+json", 200, 200, 200),
+    Case(
+        "wrong method",
+        native=Wire("`GET /predict`", None, 405, code="method_not_allowed", method="GET"),
+        v2_json=Wire("`GET …/infer`", None, 405, method="GET"),
+        v2_binary=NotOnWire("a GET has no body: see V2 JSON"),
+        tfserving=Wire("`GET …:predict`", None, 405, method="GET"),
+    ),
+    path_case(
+        "unknown model", "/v2/models/other/infer", "/v1/models/other:predict", "models/other"
+    ),
+    path_case(
+        "unknown version",
+        f"/v2/models/{MODEL_NAME}/versions/9/infer",
+        f"/v1/models/{MODEL_NAME}/versions/9:predict",
+        "versions/9",
+    ),
+    path_case(
+        "version is not a number",
+        f"/v2/models/{MODEL_NAME}/versions/v1/infer",
+        f"/v1/models/{MODEL_NAME}/versions/v1:predict",
+        "versions/v1",
+    ),
+    threshold_case("threshold is a boolean", True, "true"),
+    threshold_case("threshold is a string", "0.7", '"0.7"'),
+    threshold_case("threshold above 1", 1.5, "1.5"),
+    threshold_case("threshold below 0", -0.1, "-0.1"),
+    threshold_case("threshold is a list", [0.5], "[0.5]"),
+    threshold_case(
+        "unknown label in threshold", {"label_9": 0.5}, '{"label_9": 0.5}', "threshold.label_9"
+    ),
+    threshold_case(
+        "a label's threshold is a boolean",
+        {"label_1": True},
+        '{"label_1": true}',
+        "threshold.label_1",
+    ),
+    threshold_case(
+        "a label's threshold is a string",
+        {"label_1": "0.5"},
+        '{"label_1": "0.5"}',
+        "threshold.label_1",
+    ),
+    Case(
+        "datatype FP64 (the model declares FP32)",
+        native=NO_DATATYPE_HERE,
+        v2_json=Wire(
+            '`"datatype": "FP64"`', v2_body(tensor={"datatype": "FP64"}), 400, field="FP64"
+        ),
+        v2_binary=binary(
+            "FP64, 80 bytes",
+            400,
+            np.asarray([ROW], dtype=np.float64),
+            datatype="FP64",
+            field="FP64",
+        ),
+        tfserving=NotOnWire("TF Serving's JSON carries no dtype"),
+    ),
+    Case(
+        "datatype INT8 (the model declares FP32)",
+        native=NO_DATATYPE_HERE,
+        v2_json=Wire(
+            '`"datatype": "INT8"`', v2_body(tensor={"datatype": "INT8"}), 400, field="INT8"
+        ),
+        v2_binary=binary(
+            "INT8, 10 bytes",
+            400,
+            np.asarray([ROW], dtype=np.int8),
+            datatype="INT8",
+            field="INT8",
+        ),
+        tfserving=NotOnWire("TF Serving's JSON carries no dtype"),
+    ),
+    Case(
+        "the input has another name",
+        native=NotOnWire("rows, not named tensors"),
+        v2_json=Wire('`"name": "input0"`', v2_body(tensor={"name": "input0"}), 400, field="input0"),
+        v2_binary=raw_binary(
+            '`"name": "input0"`',
+            400,
+            HEADER_ONLY.replace(b'"features"', b'"input0"'),
+            ROW_BYTES,
+            field="input0",
+        ),
+        tfserving=Wire(
+            '`{"inputs": {"input0": [[…]]}}`',
+            orjson.dumps({"inputs": {"input0": [ROW]}}),
+            400,
+            field="input0",
+        ),
+    ),
+    Case(
+        "two input tensors",
+        native=NotOnWire("rows, not named tensors"),
+        v2_json=Wire(
+            "`features` twice",
+            orjson.dumps({"inputs": [v2_document(), v2_document()]}),
+            400,
+            field="got 2",
+        ),
+        v2_binary=SAME_AS_JSON_HEADER,
+        tfserving=Wire(
+            '`{"inputs": {"features": …, "x": …}}`',
+            orjson.dumps({"inputs": {"features": [ROW], "x": [ROW]}}),
+            400,
+            field="'x'",
+        ),
+    ),
+    Case(
+        "shape disagrees with the data",
+        native=NotOnWire("rows carry their own length"),
+        v2_json=Wire(
+            "shape `[2, 10]`, 10 values",
+            v2_body(tensor={"shape": [2, 10]}),
+            400,
+            field="needs 20",
+        ),
+        v2_binary=raw_binary(
+            "shape `[2, 10]`, `binary_data_size` 40",
+            400,
+            HEADER_ONLY.replace(b"[1,10]", b"[2,10]"),
+            ROW_BYTES,
+            field="binary_data_size",
+        ),
+        tfserving=NotOnWire("rows carry their own length"),
+    ),
+    Case(
+        "`outputs` is not a list",
+        native=NotOnWire("the outputs are fixed"),
+        v2_json=Wire('`"outputs": null`', v2_body(outputs=None), 400, field="outputs"),
+        v2_binary=raw_binary(
+            '`"outputs": null` in the header',
+            400,
+            HEADER_ONLY[:-1] + b', "outputs": null}',
+            ROW_BYTES,
+            field="outputs",
+        ),
+        tfserving=NotOnWire("the signature chooses the outputs"),
+    ),
+    Case(
+        "an unknown output",
+        native=NotOnWire("the outputs are fixed"),
+        v2_json=Wire(
+            '`"outputs": [{"name": "scores"}]`',
+            v2_body(outputs=[{"name": "scores"}]),
+            400,
+            field="scores",
+        ),
+        v2_binary=binary(
+            '`InferRequestedOutput("scores")`',
+            400,
+            outputs=[triton.InferRequestedOutput("scores")],
+            field="scores",
+        ),
+        tfserving=Wire(
+            '`"signature_name": "scores"`', tf_body(signature_name="scores"), 400, field="scores"
+        ),
+    ),
+    Case(
+        "an output asked for twice",
+        native=NotOnWire("the outputs are fixed"),
+        v2_json=Wire(
+            "`labels` twice",
+            v2_body(outputs=[{"name": "labels"}, {"name": "labels"}]),
+            400,
+            field="twice",
+        ),
+        v2_binary=SAME_AS_JSON_HEADER,
+        tfserving=NotOnWire("the signature chooses the outputs"),
+    ),
+    Case(
+        "`id` is not a string",
+        native=NotOnWire("no request id in the body"),
+        v2_json=Wire('`"id": 42`', v2_body(id=42), 400, field="id"),
+        v2_binary=SAME_AS_JSON_HEADER,
+        tfserving=NotOnWire("no request id in the body"),
+    ),
+    Case(
+        "both the row and the columnar format",
+        native=NotOnWire("one format"),
+        v2_json=NotOnWire("one format"),
+        v2_binary=NotOnWire("one format"),
+        tfserving=Wire(
+            '`"instances"` and `"inputs"`', tf_body(inputs=[ROW]), 400, field="not both"
+        ),
+    ),
+    Case(
+        "`Inference-Header-Content-Length` beyond the body",
+        native=NOT_BINARY,
+        v2_json=NOT_BINARY,
+        v2_binary=raw_binary("header length 10,000", 400, HEADER_ONLY, ROW_BYTES, declared="10000"),
+        tfserving=NOT_BINARY,
+    ),
+    Case(
+        "`Inference-Header-Content-Length` is not a number",
+        native=NOT_BINARY,
+        v2_json=NOT_BINARY,
+        v2_binary=raw_binary("header length `abc`", 400, HEADER_ONLY, ROW_BYTES, declared="abc"),
+        tfserving=NOT_BINARY,
+    ),
+    Case(
+        "bytes left over after the inputs",
+        native=NOT_BINARY,
+        v2_json=NOT_BINARY,
+        v2_binary=raw_binary("40 bytes declared, 44 sent", 400, HEADER_ONLY, ROW_BYTES + b"\0" * 4),
+        tfserving=NOT_BINARY,
+    ),
+    Case(
+        "bytes after a JSON-only header",
+        native=NOT_BINARY,
+        v2_json=NOT_BINARY,
+        v2_binary=raw_binary(
+            "JSON `data` and 40 bytes", 400, v2_body(), ROW_BYTES, field="binary_data_size"
+        ),
+        tfserving=NOT_BINARY,
+    ),
+    Case(
+        "both `data` and `binary_data_size`",
+        native=NOT_BINARY,
+        v2_json=NOT_BINARY,
+        v2_binary=raw_binary(
+            "both in one input",
+            400,
+            v2_body(tensor={"parameters": {"binary_data_size": 40}}),
+            ROW_BYTES,
+            field="not both",
+        ),
+        tfserving=NOT_BINARY,
+    ),
+    Case(
+        "binary body without `Inference-Header-Content-Length`",
+        native=NOT_BINARY,
+        v2_json=NOT_BINARY,
+        v2_binary=Wire("header and 40 bytes, no length", HEADER_ONLY + ROW_BYTES, 400, headers={}),
+        tfserving=NOT_BINARY,
+    ),
+]
+
+CELLS = [
+    pytest.param(
+        protocol, getattr(case, protocol.attribute), id=f"{protocol.attribute}: {case.what}"
+    )
+    for case in CASES
+    for protocol in PROTOCOLS
+    if isinstance(getattr(case, protocol.attribute), Wire)
+]
+
+
+@pytest.fixture(scope="module")
+def client(trained_repository: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        model_dir=trained_repository,
+        model_name=MODEL_NAME,
+        poll_interval=0,
+        max_rows=MAX_ROWS,
+        max_body_bytes=MAX_BODY_BYTES,
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(("protocol", "wire"), CELLS)
+def test_each_case_gets_its_verdict_on_each_protocol(
+    client: TestClient, protocol: Protocol, wire: Wire
+) -> None:
+    response = client.request(
+        wire.method, wire.path or protocol.path, content=wire.body, headers=wire.headers
+    )
+    assert response.status_code == wire.status, response.text[:500]
+    if wire.status == 200:
+        assert_an_answer(protocol, response)
+    elif protocol.message_envelope:
+        assert_message_error(response, wire)
+    else:
+        assert_native_error(response, wire)
+    if wire.status == 405:
+        assert response.headers["allow"] == "POST"
+
+
+def assert_an_answer(protocol: Protocol, response: Any) -> None:
+    """A 200 that answers every row sent (one, or two for the mixed-rows cases)."""
+    if protocol.attribute == "v2_binary":
+        length = int(response.headers["inference-header-content-length"])
+        result = triton.InferResult.from_response_body(response.content, header_length=length)
+        assert result.as_numpy("labels").dtype == np.bool_
+        return
+    document = response.json()
+    if protocol.attribute == "v2_json":
+        assert [output["name"] for output in document["outputs"]] == ["probabilities", "labels"]
+    else:
+        assert len(document["predictions"]) >= 1
+
+
+def assert_native_error(response: Any, wire: Wire) -> None:
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "row", "field"}
+    assert (error["row"], error["field"]) == (wire.row, wire.field), error
+    if wire.code is not None:
+        assert error["code"] == wire.code, error
+    if wire.row is not None:
+        assert f"row {wire.row}" in error["message"], error
+
+
+def assert_message_error(response: Any, wire: Wire) -> None:
+    document = response.json()
+    assert list(document) == ["error"]
+    message = document["error"]
+    assert isinstance(message, str)
+    assert message
+    if wire.row is not None:
+        assert f"row {wire.row}" in message, message
+    if wire.field is not None:
+        assert wire.field in message, message
+
+
+def test_every_case_is_written_on_some_protocol_and_named_once() -> None:
+    names = [case.what for case in CASES]
+    assert len(names) == len(set(names))
+    for case in CASES:
+        assert any(isinstance(getattr(case, p.attribute), Wire) for p in PROTOCOLS), case.what
+
+
+def render_table() -> str:
+    """The README's strictness table, from CASES."""
+    header = ["case", *(protocol.title for protocol in PROTOCOLS)]
+    lines = [_row(header), _row(["---"] * len(header))]
+    for case in CASES:
+        lines.append(_row([case.what, *(_cell(getattr(case, p.attribute), p) for p in PROTOCOLS)]))
+    return "\n".join(lines) + "\n"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _cell(cell: Cell, protocol: Protocol) -> str:
+    if isinstance(cell, NotOnWire):
+        return f"n/a: {cell.reason}"
+    verdict = f"**{cell.status}**"
+    if cell.code is not None:
+        verdict += f" `{cell.code}`"
+    where = [] if cell.row is None else [f"row {cell.row}"]
+    if cell.field is not None:
+        where.append(f"`{cell.field}`" if protocol.message_envelope else f"field `{cell.field}`")
+    if where:
+        named = "message names " if protocol.message_envelope else ""
+        verdict += f" ({named}{', '.join(where)})"
+    return f"{cell.wire} → {verdict}"
+
+
+def test_the_readme_holds_exactly_this_table() -> None:
+    """Fails until the table (``python -m tests.app.codecs.test_strictness``) is in the README."""
+    assert render_table() in (REPO_ROOT / "README.md").read_text()
+
+
+if __name__ == "__main__":
+    print(render_table(), end="")

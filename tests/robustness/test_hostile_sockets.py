@@ -1,0 +1,592 @@
+"""The HTTP edge against hostile clients, over raw sockets on loopback, against real server
+processes (``python -m app``) with short deadlines: stalled connections, oversized heads, the
+connection cap, disconnects, and the cases that were already handled well."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.server import PROBE_PATHS
+from tests.robustness.conftest import ReportFigure
+from tests.robustness.servers import predict_body, process_status, reset_peak_memory, serving
+from tests.robustness.sockets import (
+    Exchange,
+    answered,
+    close_all,
+    connect,
+    counter,
+    counter_in,
+    edge_events,
+    exchange,
+    flood,
+    latencies,
+    log_lines,
+    log_size,
+    open_stalled,
+    request_head,
+)
+from tests.support import REFERENCE_INPUTS, ServerProcess
+
+DEADLINE = 1.0  # header, body and keep-alive timeouts of the test server, seconds
+EARLY = 0.05  # a close this much before its deadline is still "at the deadline" (timer slack)
+LATE = 1.5  # ... and this much after it, on a shared and busy 2-core machine
+MAX_HEADER_BYTES = 16_384  # the defaults, which these tests exercise
+MAX_HEADER_COUNT = 100
+MiB = 1024 * 1024
+
+ROW = predict_body(REFERENCE_INPUTS[:1])
+PREDICT_REQUEST = (
+    request_head(
+        "POST", "/predict", headers=[("Content-Type", "application/json")], body_length=len(ROW)
+    )
+    + ROW
+)
+LIVE = request_head("GET", "/health/live")
+HALF_LIVE = LIVE[: len(LIVE) // 2]
+LIVE_WITH_BODY = request_head("GET", "/health/live", body_length=1000)
+# The data plane's endpoints, each with a half-sent body (what its codec decodes, cut short).
+INFERENCE_ENDPOINTS = {
+    "native": "/predict",
+    "v2": "/v2/models/multilabel/infer",
+    "tfserving": "/v1/models/multilabel:predict",
+}
+
+
+def half_a_body(path: str) -> bytes:
+    """A JSON POST to ``path`` declaring 200 bytes of body and sending 20 of them."""
+    head = request_head(
+        "POST", path, headers=[("Content-Type", "application/json")], body_length=200
+    )
+    return head + b'{"instances": [[3, 3,'
+
+
+def json_logging_server(
+    repository: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
+) -> Iterator[ServerProcess]:
+    """``python -m app`` with JSON logs and ``settings``, logging to a directory of its own."""
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with serving(
+        repository, log, poll_interval=0, command=None, log_format="json", **settings
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def edge_server(
+    trained_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server with one-second deadlines."""
+    one_second = str(DEADLINE)
+    yield from json_logging_server(
+        trained_repository,
+        tmp_path_factory,
+        header_timeout=one_second,
+        body_timeout=one_second,
+        keep_alive_timeout=one_second,
+    )
+
+
+@pytest.fixture
+def default_server(trained_repository: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server with the default settings (its memory figures are its own)."""
+    with serving(trained_repository, tmp_path / "server.log", log_format="json") as server:
+        yield server
+
+
+def assert_closed_at(result: Exchange, deadline: float) -> None:
+    assert result.closed_after is not None, f"still open after {deadline + LATE} s"
+    assert deadline - EARLY <= result.closed_after <= deadline + LATE, result.closed_after
+
+
+def assert_quiet(lines: list[dict[str, object]], *, at_most: int = 1) -> None:
+    """No error line, and no more than ``at_most`` lines for one connection (the lines of the
+    test's own ``GET /metrics`` aside)."""
+    lines = [line for line in lines if line.get("path") != "/metrics"]
+    errors = [line for line in lines if line.get("level") in ("error", "critical")]
+    assert not errors, errors
+    assert len(lines) <= at_most, lines
+
+
+# Stalled connections
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A connection that stops short: after ``prelude`` (a complete request, answered before
+    the clock starts), it sends ``sends`` ``gap`` seconds apart, then nothing."""
+
+    sends: tuple[bytes, ...]
+    event: str
+    answer: int | None  # the status answered before the close; None: closed without one
+    prelude: bytes = b""
+    gap: float = 0.0
+
+
+STALLS = {
+    "nothing sent": Stall((), "header_timeout", 408),
+    "half the headers": Stall((HALF_LIVE,), "header_timeout", 408),
+    # A byte every 0.1 s: the deadline is for the whole head, not between bytes.
+    "headers trickled a byte at a time": Stall(
+        tuple(LIVE[i : i + 1] for i in range(len(LIVE) - 4)), "header_timeout", 408, gap=0.1
+    ),
+    "half the headers of a second request": Stall(
+        (HALF_LIVE,), "header_timeout", 408, prelude=LIVE
+    ),
+    "idle after an answer": Stall((), "idle_timeout", None, prelude=LIVE),
+    "half a body the route never reads": Stall((LIVE_WITH_BODY + b"x" * 500,), "body_timeout", 200),
+    "a body trickled after its answer": Stall(
+        (LIVE_WITH_BODY, *[b"x" * 10] * 40), "body_timeout", 200, gap=0.1
+    ),
+}
+
+
+@pytest.mark.parametrize("stall", STALLS.values(), ids=STALLS.keys())
+def test_a_stalled_connection_is_closed_at_its_deadline_and_counted(
+    edge_server: ServerProcess, stall: Stall
+) -> None:
+    before = edge_events(edge_server, stall.event)
+    log_start = log_size(edge_server)
+    connection = connect(edge_server)
+    if stall.prelude:
+        assert answered(connection, stall.prelude).status == 200
+    result = exchange(connection, stall.sends, gap=stall.gap, wait=DEADLINE + LATE)
+    lines = log_lines(edge_server, log_start)
+
+    assert_closed_at(result, DEADLINE)
+    assert [answer.status for answer in result.answers] == (
+        [] if stall.answer is None else [stall.answer]
+    )
+    if stall.answer == 408:
+        timeout = result.answers[0]
+        assert timeout.headers["connection"] == "close"
+        assert timeout.json() == {
+            "error": {
+                "code": "request_timeout",
+                "message": "the request line and headers did not arrive within 1 s",
+                "row": None,
+                "field": None,
+            }
+        }
+    assert edge_events(edge_server, stall.event) == before + 1
+    assert_quiet(lines)
+
+
+# Oversized heads
+
+
+def head_of(size: int, *, path: str = "/health/live", headers: int = 1) -> bytes:
+    """A GET whose request line and headers take exactly ``size`` bytes, in ``headers``
+    header fields (Host included)."""
+    fields = [(f"X-Field-{index}", "v") for index in range(headers - 2)]
+    bare = request_head("GET", path, headers=[*fields, ("X-Filler", "")])
+    return request_head("GET", path, headers=[*fields, ("X-Filler", "a" * (size - len(bare)))])
+
+
+OVERSIZED = {
+    "1 MB header value": (head_of(MiB), "headers_too_large"),
+    "1 MB request target": (
+        request_head("GET", "/health/live?q=" + "a" * MiB),
+        "headers_too_large",
+    ),
+    "one byte over the byte limit": (head_of(MAX_HEADER_BYTES + 1), "headers_too_large"),
+    "10,000 header fields": (head_of(200_000, headers=10_000), "too_many_headers"),
+    "one field over the count limit": (
+        head_of(4096, headers=MAX_HEADER_COUNT + 1),
+        "too_many_headers",
+    ),
+}
+
+
+@pytest.mark.parametrize(("head", "event"), OVERSIZED.values(), ids=OVERSIZED.keys())
+def test_an_oversized_head_gets_a_431_and_is_counted(
+    edge_server: ServerProcess, head: bytes, event: str
+) -> None:
+    before = edge_events(edge_server, event)
+    log_start = log_size(edge_server)
+    result = exchange(connect(edge_server), [head], wait=DEADLINE + LATE)
+    lines = log_lines(edge_server, log_start)
+
+    assert [answer.status for answer in result.answers] == [431]
+    refusal = result.answers[0]
+    assert refusal.headers["connection"] == "close"
+    error = refusal.json()["error"]  # type: ignore[index]
+    assert error["code"] == event
+    assert result.closed_after is not None
+    assert edge_events(edge_server, event) == before + 1
+    assert_quiet(lines, at_most=0)
+
+
+WITHIN_LIMITS = {
+    "a head of exactly the byte limit": head_of(MAX_HEADER_BYTES),
+    "exactly the most header fields": head_of(4096, headers=MAX_HEADER_COUNT),
+}
+
+
+@pytest.mark.parametrize("head", WITHIN_LIMITS.values(), ids=WITHIN_LIMITS.keys())
+def test_a_head_within_the_limits_is_served(edge_server: ServerProcess, head: bytes) -> None:
+    connection = connect(edge_server)
+    try:
+        assert answered(connection, head).status == 200
+        assert answered(connection, PREDICT_REQUEST).status == 200  # and the connection lives
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("size", [MAX_HEADER_BYTES, MAX_HEADER_BYTES + 1])
+def test_the_byte_limit_is_on_the_whole_head_however_it_arrives(
+    edge_server: ServerProcess, size: int
+) -> None:
+    head = head_of(size)
+    pieces = [head[start : start + 1000] for start in range(0, len(head), 1000)]
+    result = exchange(connect(edge_server), pieces, gap=0.01, wait=DEADLINE + LATE)
+    expected = 200 if size <= MAX_HEADER_BYTES else 431
+    assert [answer.status for answer in result.answers][:1] == [expected]
+
+
+def test_memory_stays_bounded_with_1000_connections_sending_1_mb_heads(
+    default_server: ServerProcess, report_figure: ReportFigure
+) -> None:
+    pid = default_server.process.pid
+    for _ in range(20):  # warm: the allocator's pools as serving leaves them
+        connection = connect(default_server)
+        answered(connection, PREDICT_REQUEST)
+        connection.close()
+    baseline = process_status(pid, "VmRSS")
+    reset_peak_memory(pid)
+    started = time.monotonic()
+    outcomes = asyncio.run(flood(default_server, head_of(MiB), connections=1000))
+    elapsed = time.monotonic() - started
+    peak = process_status(pid, "VmHWM")
+    growth = peak - baseline
+
+    assert set(outcomes) <= {"431", "reset"}, outcomes
+    assert outcomes["431"] >= 900, outcomes  # a reset can beat the answer to a client
+    report_figure(
+        "hostile heads",
+        f"1000 connections x 1 MiB head: {dict(outcomes)} in {elapsed:.1f} s; "
+        f"server RSS {baseline / MiB:.0f} MiB -> peak {peak / MiB:.0f} MiB "
+        f"(+{growth / MiB:.1f} MiB)",
+    )
+    # Kept whole, the heads alone would take 1000 MiB.
+    assert growth < 64 * MiB, f"RSS grew by {growth / MiB:.0f} MiB"
+
+
+def test_500_stalled_connections_leave_normal_requests_fast(
+    default_server: ServerProcess, report_figure: ReportFigure
+) -> None:
+    stalls = [b"", HALF_LIVE, half_a_body("/predict")] * 167
+
+    async def measure() -> tuple[list[float], list[float]]:
+        await latencies(default_server, PREDICT_REQUEST, count=50)  # warm-up
+        quiet = await latencies(default_server, PREDICT_REQUEST, count=300)
+        stalled = await open_stalled(default_server, stalls[:500])
+        try:
+            await asyncio.sleep(0.5)  # every stalled connection accepted and parsed
+            loaded = await latencies(default_server, PREDICT_REQUEST, count=300)
+        finally:
+            await close_all(stalled)
+        return quiet, loaded
+
+    quiet, loaded = asyncio.run(measure())
+    p99_quiet, p99_loaded = percentile(quiet, 99), percentile(loaded, 99)
+    report_figure(
+        "stalled connections",
+        f"1-row POST /predict p50/p99 {percentile(quiet, 50):.1f}/{p99_quiet:.1f} ms alone, "
+        f"{percentile(loaded, 50):.1f}/{p99_loaded:.1f} ms beside 500 stalled connections",
+    )
+    assert p99_loaded < 50, f"p99 {p99_loaded:.1f} ms"
+
+
+def percentile(values: list[float], percent: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+
+
+# The connection cap
+
+
+CAP = 20
+
+
+@pytest.fixture(scope="module")
+def capped_server(
+    trained_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server that holds at most ``CAP`` connections, with patient deadlines."""
+    yield from json_logging_server(
+        trained_repository,
+        tmp_path_factory,
+        max_connections=str(CAP),
+        keep_alive_timeout="60",
+        header_timeout="60",
+    )
+
+
+@dataclass
+class FullServer:
+    """``capped_server`` while it holds ``CAP`` idle keep-alive connections."""
+
+    server: ServerProcess
+    held: list[socket.socket]
+
+    def refusals(self) -> float:
+        """Connections refused for the cap so far, read over a held connection (a new one
+        would be past the cap)."""
+        answer = answered(self.held[0], request_head("GET", "/metrics"))
+        return counter_in(
+            answer.body.decode(),
+            "multilabel_http_connection_events_total",
+            event="over_connection_limit",
+        )
+
+
+@pytest.fixture
+def full_server(capped_server: ServerProcess) -> Iterator[FullServer]:
+    """``capped_server`` holding ``CAP`` connections, each answered once (so that the server
+    has accepted every one of them)."""
+    held = [connect(capped_server) for _ in range(CAP)]
+    try:
+        for connection in held:
+            assert answered(connection, LIVE).status == 200
+        yield FullServer(capped_server, held)
+    finally:
+        for connection in held:
+            connection.close()
+        time.sleep(0.2)  # the server sees them closed before the next test
+
+
+OVER_THE_CAP = {
+    "GET /metadata": request_head("GET", "/metadata"),
+    "POST /predict": PREDICT_REQUEST,
+    "GET /metrics": request_head("GET", "/metrics"),
+    "a probe path with a trailing slash": request_head("GET", "/health/live/"),
+    "a probe path under another prefix": request_head("GET", "/x/health/live"),
+    "POST to a probe path": request_head("POST", "/health/live", body_length=0),
+}
+
+
+@pytest.mark.parametrize("request_bytes", OVER_THE_CAP.values(), ids=OVER_THE_CAP.keys())
+def test_past_the_connection_cap_a_request_gets_a_503_and_is_counted(
+    full_server: FullServer, request_bytes: bytes
+) -> None:
+    before = full_server.refusals()
+    log_start = log_size(full_server.server)
+    result = exchange(connect(full_server.server), [request_bytes], wait=5)
+    lines = log_lines(full_server.server, log_start)
+
+    assert [answer.status for answer in result.answers] == [503]
+    refusal = result.answers[0]
+    assert refusal.headers["connection"] == "close"
+    assert refusal.headers["retry-after"] == "1"
+    assert refusal.json()["error"]["code"] == "overloaded"  # type: ignore[index]
+    assert result.closed_after is not None
+    assert_quiet(lines, at_most=0)
+    assert full_server.refusals() == before + 1
+
+
+@pytest.mark.parametrize("path", sorted(path.decode() for path in PROBE_PATHS))
+def test_past_the_connection_cap_the_health_probes_still_answer(
+    full_server: FullServer, path: str
+) -> None:
+    before = full_server.refusals()
+    result = exchange(connect(full_server.server), [request_head("GET", path)], wait=5)
+
+    assert [answer.status for answer in result.answers] == [200]
+    assert result.answers[0].headers["connection"] == "close"  # answered, then let go
+    assert result.closed_after is not None
+    assert full_server.refusals() == before
+
+
+def test_refusals_past_the_cap_are_fast(
+    full_server: FullServer, report_figure: ReportFigure
+) -> None:
+    refused = []
+    for _ in range(50):
+        started = time.perf_counter()
+        result = exchange(connect(full_server.server), [PREDICT_REQUEST], wait=5)
+        refused.append((time.perf_counter() - started) * 1000)
+        assert [answer.status for answer in result.answers] == [503]
+    report_figure(
+        "connection cap",
+        f"past {CAP} connections: 503 in p50 {percentile(refused, 50):.2f} ms, "
+        f"max {max(refused):.2f} ms (connect, send, answer, close)",
+    )
+
+
+def test_once_connections_close_new_ones_are_served_again(capped_server: ServerProcess) -> None:
+    held = [connect(capped_server) for _ in range(CAP)]
+    for connection in held:
+        assert answered(connection, LIVE).status == 200
+    for connection in held:
+        connection.close()
+    time.sleep(0.2)
+    connection = connect(capped_server)
+    try:
+        assert answered(connection, PREDICT_REQUEST).status == 200
+        assert answered(connection, PREDICT_REQUEST).status == 200  # kept alive
+    finally:
+        connection.close()
+
+
+def test_the_cap_is_reachable_under_a_low_open_file_limit(
+    trained_repository: Path, tmp_path: Path
+) -> None:
+    """Started with a soft limit of 128 open files (a hard one of 4096), the server raises its
+    own soft limit to what its cap needs, and holds 300 connections."""
+    command = ["prlimit", "--nofile=128:4096", sys.executable, "-m", "app"]
+    with serving(
+        trained_repository,
+        tmp_path / "server.log",
+        command=command,
+        max_connections="300",
+        header_timeout="60",
+        keep_alive_timeout="60",
+    ) as server:
+        held = [connect(server) for _ in range(300)]
+        try:
+            statuses = Counter(answered(connection, LIVE).status for connection in held)
+        finally:
+            for connection in held:
+                connection.close()
+    assert statuses == {200: 300}
+
+
+# Disconnects and slow bodies on the data plane (the application's part of the edge)
+
+
+@pytest.mark.parametrize("path", INFERENCE_ENDPOINTS.values(), ids=INFERENCE_ENDPOINTS.keys())
+def test_a_client_that_disconnects_mid_request_is_one_info_line_with_499(
+    edge_server: ServerProcess, path: str
+) -> None:
+    before = counter(edge_server, "multilabel_http_requests_total", status="499")
+    log_start = log_size(edge_server)
+    connection = connect(edge_server)
+    connection.sendall(half_a_body(path))
+    time.sleep(0.2)  # the application is reading the body
+    connection.close()
+    lines = wait_for_lines(edge_server, log_start, count=1)
+
+    assert_quiet(lines)
+    assert [(line["level"], line["status"]) for line in lines] == [("info", 499)]
+    assert counter(edge_server, "multilabel_http_requests_total", status="499") == before + 1
+
+
+@pytest.mark.parametrize("endpoint", INFERENCE_ENDPOINTS.keys())
+def test_a_body_that_stops_arriving_gets_a_408_in_its_protocols_envelope(
+    edge_server: ServerProcess, endpoint: str
+) -> None:
+    log_start = log_size(edge_server)
+    result = exchange(
+        connect(edge_server), [half_a_body(INFERENCE_ENDPOINTS[endpoint])], wait=DEADLINE + LATE
+    )
+
+    assert [answer.status for answer in result.answers] == [408]
+    error = result.answers[0].json()["error"]  # type: ignore[index]
+    if endpoint == "native":
+        assert error["code"] == "request_timeout"
+    else:
+        assert isinstance(error, str)
+    assert result.answers[0].headers["connection"] == "close"
+    assert_closed_at(result, DEADLINE)
+    lines = log_lines(edge_server, log_start)
+    assert_quiet(lines)
+    assert [line["status"] for line in lines] == [408]
+
+
+def wait_for_lines(server: ServerProcess, since: int, *, count: int) -> list[dict[str, object]]:
+    """The log lines after ``since`` once there are ``count`` of them (or after 3 s), plus a
+    moment for any that would follow."""
+    deadline = time.monotonic() + 3
+    while len(log_lines(server, since)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return log_lines(server, since)
+
+
+# What was already right, kept right
+
+
+MALFORMED = {
+    "negative Content-Length": (
+        request_head("POST", "/predict", headers=[("Content-Length", "-1")]),
+        "malformed HTTP request: Invalid character in Content-Length",
+    ),
+    "Content-Length with Transfer-Encoding": (
+        request_head(
+            "POST", "/predict", headers=[("Content-Length", "5"), ("Transfer-Encoding", "chunked")]
+        )
+        + b"0\r\n\r\n",
+        "malformed HTTP request: Transfer-Encoding can't be present with Content-Length",
+    ),
+    "a control character in the path": (
+        b"GET /health\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "malformed HTTP request: Invalid char in url path",
+    ),
+}
+
+
+@pytest.mark.parametrize(("request_bytes", "message"), MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_request_gets_a_400_that_says_why(
+    edge_server: ServerProcess, request_bytes: bytes, message: str
+) -> None:
+    log_start = log_size(edge_server)
+    result = exchange(connect(edge_server), [request_bytes], wait=5)
+    lines = log_lines(edge_server, log_start)
+
+    assert [answer.status for answer in result.answers] == [400]
+    assert result.answers[0].json() == {
+        "error": {"code": "bad_request", "message": message, "row": None, "field": None}
+    }
+    assert result.answers[0].headers["connection"] == "close"
+    assert result.closed_after is not None
+    assert_quiet(lines)  # uvicorn's one warning line
+
+
+REQUEST_IDS = {
+    "usable": ("abc-123.x:y_z", True),
+    "with spaces and markup": ("bad id <script>", False),
+    "too long": ("a" * 129, False),
+}
+
+
+@pytest.mark.parametrize(("given", "kept"), REQUEST_IDS.values(), ids=REQUEST_IDS.keys())
+def test_an_unusable_request_id_is_replaced(
+    edge_server: ServerProcess, given: str, kept: bool
+) -> None:
+    connection = connect(edge_server)
+    try:
+        answer = answered(
+            connection, request_head("GET", "/health/live", headers=[("X-Request-ID", given)])
+        )
+    finally:
+        connection.close()
+    assert answer.status == 200
+    assert (answer.headers["x-request-id"] == given) is kept
+    assert re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", answer.headers["x-request-id"])
+
+
+def test_an_upgrade_request_is_served_as_plain_http_without_warnings(
+    edge_server: ServerProcess,
+) -> None:
+    """The service has no WebSocket routes; uvicorn would log two warnings per such request."""
+    log_start = log_size(edge_server)
+    upgrade = [("Connection", "Upgrade"), ("Upgrade", "websocket")]
+    connection = connect(edge_server)
+    try:
+        answer = answered(connection, request_head("GET", "/health/live", headers=upgrade))
+    finally:
+        connection.close()
+    lines = wait_for_lines(edge_server, log_start, count=1)
+
+    assert answer.status == 200
+    assert [line["logger"] for line in lines] == ["app.access"]
