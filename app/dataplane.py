@@ -18,6 +18,7 @@ the same input:
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from numpy.typing import NDArray
 from app.config import Settings
 from app.errors import SHOWN_LENGTH, InvalidInput, InvalidRequest, ModelNotFound, Overloaded, shown
 from app.features import check_row_count
-from app.inference import Model, OutOfRange
+from app.inference import SMALL_BATCH_ROWS, Model, OutOfRange
 from app.metrics import ServiceMetrics
 from app.repository import ModelRepository
 
@@ -40,7 +41,9 @@ MAX_VERSION_DIGITS = 18
 Encoded = TypeVar("Encoded")
 
 
-@dataclass(frozen=True, slots=True)
+# Per-request objects are plain slotted dataclasses, never changed once made (a frozen
+# dataclass costs an object.__setattr__ per field on the hot path).
+@dataclass(slots=True)
 class InferenceRequest:
     """A decoded request: which model, which rows, which thresholds, which outputs."""
 
@@ -54,7 +57,7 @@ class InferenceRequest:
         return int(self.features.shape[0])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InferenceResult:
     """What the model said about a request's rows."""
 
@@ -173,15 +176,29 @@ class DataPlane:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def refuse_when_full(self) -> None:
+        """Refuse a request before its body is even read when the limit is already reached:
+        a refusal must cost next to nothing, or refusing is what overloads the worker."""
+        if self.rows_in_flight >= self.settings.max_inflight_rows:
+            # The body is left unread, so the connection closes after the answer (reading a
+            # body only to refuse it is what a refusal must not cost).
+            self._refuse(close=True)
+
     def _admit(self, rows: int) -> None:
         """Refuse work past the limit; a lone request is always admitted (max_rows bounds it)."""
-        limit = self.settings.max_inflight_rows
-        if self.rows_in_flight and self.rows_in_flight + rows > limit:
-            self.metrics.observe_overload()
-            raise Overloaded(
-                f"the server is at its limit of {limit} rows in flight; retry shortly",
-                retry_after=self.settings.retry_after,
-            )
+        if self.rows_in_flight and self.rows_in_flight + rows > self.settings.max_inflight_rows:
+            self._refuse()
+
+    def _refuse(self, *, close: bool = False) -> None:
+        self.metrics.observe_overload()
+        refusal = Overloaded(
+            f"the server is at its limit of {self.settings.max_inflight_rows} rows in flight; "
+            "retry shortly",
+            retry_after=self.settings.retry_after,
+        )
+        if close:
+            refusal.headers["Connection"] = "close"
+        raise refusal
 
 
 def _decode_predict_encode(
@@ -202,6 +219,11 @@ def _decode_predict_encode(
 
 def _check_finite(probabilities: NDArray[np.float32]) -> None:
     """A network can overflow to NaN on inputs within float32 range: never answer those."""
+    if len(probabilities) <= SMALL_BATCH_ROWS:  # Python beats numpy's per-call cost here
+        if all(map(math.isfinite, probabilities.ravel().tolist())):
+            return
+    elif np.isfinite(probabilities).all():
+        return
     finite = np.isfinite(probabilities).all(axis=1)
     if not finite.all():
         rows = np.flatnonzero(~finite)

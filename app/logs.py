@@ -64,6 +64,34 @@ class LoopFlushedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().flush()
         super().close()
 
+    def emit_line(self, line: str) -> None:
+        """Write a line this handler's formatter already made (the access log's direct path:
+        ``direct_access_handler``), as ``emit`` writes a record's."""
+        with self.lock:  # type: ignore[union-attr]  # StreamHandler always creates its lock
+            self.stream.write(line + self.terminator)
+        self.flush()
+
+
+def direct_access_handler(logger: logging.Logger) -> LoopFlushedStreamHandler | None:
+    """The handler ``logger``'s info lines go to when that is the service's own JSON handler
+    alone, with no filter anywhere: then a line can be formatted and written without a
+    LogRecord and the logging module's dispatch (most of a line's cost). None otherwise
+    (text format, a test capturing logs, any other configuration): use the logger."""
+    if logger.handlers or logger.filters or not logger.propagate:
+        return None
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or logging.root.filters:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is LoopFlushedStreamHandler
+        and type(handler.formatter) is JsonFormatter
+        and not handler.filters
+        and handler.level <= logging.INFO
+    ):
+        return handler
+    return None
+
 
 def lighten_log_records() -> None:
     """Skip what no line of ours shows (thread, process and multiprocessing names): the
@@ -79,19 +107,34 @@ class JsonFormatter(logging.Formatter):
     _second: tuple[int, str] = (-1, "")  # the last second formatted (one line per request)
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self._utc_time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         fields = getattr(record, "fields", None)
+        if not fields and (request_id := current_request_id()) is not None:
+            fields = {"request_id": request_id}  # a line written while serving a request
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        return self.format_line(
+            record.created, record.levelname, record.name, record.getMessage(), fields, exception
+        )
+
+    def format_line(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        fields: dict[str, Any] | None,
+        exception: str | None = None,
+    ) -> str:
+        """The line of a record with these attributes (``format``'s whole output)."""
+        entry: dict[str, Any] = {
+            "time": self._utc_time(created),
+            "level": level.lower(),
+            "logger": logger,
+            "message": message,
+        }
         if fields:
             entry.update(fields)
-        elif (request_id := current_request_id()) is not None:
-            entry["request_id"] = request_id  # a line written while serving a request
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if exception is not None:
+            entry["exception"] = exception
         return orjson.dumps(entry, default=str).decode()
 
     def _utc_time(self, created: float) -> str:

@@ -3,10 +3,18 @@
 With several worker processes each one counts in files that prometheus-client shares through
 ``PROMETHEUS_MULTIPROC_DIR``; ``python -m app`` gives each run a fresh directory, and a scrape
 of any worker then reports the sum over all of them.
+
+The per-request counts (requests, rows, label positives, warnings) are first tallied in plain
+integers on the event loop's thread, which costs a fraction of a locked (and, with several
+workers, memory-mapped) prometheus-client increment; ``flush`` adds the tallies to the
+prometheus-client counters. It runs before every scrape of this worker and, with several
+workers, every ``FLUSH_SECONDS`` (``app.main``), so another worker's scrape is at most that old.
+The latency histogram is observed directly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -19,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.inference import Model
+from app.inference import SMALL_BATCH_ROWS, Model
 from app.repository import LoadEvent
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -29,7 +37,9 @@ LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
-RequestSeries = tuple[Callable[[], None], Callable[[float], None]]
+FLUSH_SECONDS = 1.0
+# [count not yet flushed], and the latency histogram's observe (value, optional exemplar)
+RequestSeries = tuple[list[int], Callable[..., None]]
 
 
 class ServiceMetrics:
@@ -96,41 +106,42 @@ class ServiceMetrics:
             ["event"],
             registry=self.registry,
         )
-        # Labelled children, looked up once: `.labels()` validates and locks on every call.
+        # Labelled children, looked up once (`.labels()` validates and locks on every call),
+        # with the counts tallied since the last flush.
         self._request_series: dict[tuple[str, str, int], RequestSeries] = {}
-        self._label_series: dict[tuple[str, int], list[Callable[[float], None]]] = {}
+        self._prediction_tallies: dict[Model, PredictionTally] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count a request and observe its latency (on the event loop's thread)."""
         key = (method, route, status)
         series = self._request_series.get(key)
         if series is None:
-            labels = (method, route, str(status))
-            series = (
-                self.requests.labels(*labels).inc,
-                self.latency.labels(*labels).observe,
-            )
-            self._request_series[key] = series
-        count, observe = series
-        count()
+            observe = self.latency.labels(method, route, str(status)).observe
+            series = self._request_series[key] = ([0], observe)
+        unflushed, observe = series
+        unflushed[0] += 1
         observe(seconds)
 
     def observe_prediction(self, model: Model, positives: NDArray[np.bool_], warnings: int) -> None:
-        """Count the rows a model predicted, the labels it turned on, the warnings it gave."""
-        key = (model.name, model.version)
-        series = self._label_series.get(key)
-        if series is None:
-            series = [self.rows.labels(model.name, str(model.version)).inc]
-            series += [
-                self.positives.labels(model.name, label).inc for label in model.metadata.labels
-            ]
-            self._label_series[key] = series
-        count_rows, *count_labels = series
-        count_rows(positives.shape[0])
-        for count, on in zip(count_labels, positives.sum(axis=0).tolist(), strict=True):
-            if on:
-                count(on)
-        if warnings:
-            self.out_of_range.labels(model.name).inc(warnings)
+        """Tally the rows a model predicted, the labels it turned on, the warnings it gave (on
+        the event loop's thread)."""
+        tally = self._prediction_tallies.get(model)
+        if tally is None:
+            tally = self._prediction_tallies[model] = PredictionTally(model)
+        if len(positives) <= SMALL_BATCH_ROWS:  # summed in Python: numpy's call costs more
+            per_label = [sum(column) for column in zip(*positives.tolist(), strict=True)]
+        else:
+            per_label = positives.sum(axis=0).tolist()
+        tally.add(len(positives), per_label, warnings)
+
+    def flush(self) -> None:
+        """Add the tallies to the prometheus-client counters (on the event loop's thread)."""
+        for (method, route, status), (unflushed, _) in self._request_series.items():
+            if unflushed[0]:
+                self.requests.labels(method, route, str(status)).inc(unflushed[0])
+                unflushed[0] = 0
+        for tally in self._prediction_tallies.values():
+            tally.flush_into(self)
 
     def observe_overload(self) -> None:
         """Count a request refused by admission control."""
@@ -152,13 +163,47 @@ class ServiceMetrics:
 
         return on_event
 
+    @property
+    def shared_between_workers(self) -> bool:
+        """Whether other worker processes report these metrics too (multiprocess mode)."""
+        return self._multiprocess_dir is not None
+
     def render(self) -> bytes:
-        """The text exposition format; summed over all workers in multiprocess mode."""
+        """The text exposition format; summed over all workers in multiprocess mode. Call
+        ``flush`` first, on the event loop's thread."""
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
+
+
+class PredictionTally:
+    """What one model version predicted since the last flush."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.rows = 0
+        self.positives = [0] * len(model.metadata.labels)
+        self.warnings = 0
+
+    def add(self, rows: int, positives: list[int], warnings: int) -> None:
+        self.rows += rows
+        for index, count in enumerate(positives):
+            self.positives[index] += count
+        self.warnings += warnings
+
+    def flush_into(self, metrics: ServiceMetrics) -> None:
+        name, version = self.model.name, str(self.model.version)
+        if self.rows:
+            metrics.rows.labels(name, version).inc(self.rows)
+        for label, count in zip(self.model.metadata.labels, self.positives, strict=True):
+            if count:
+                metrics.positives.labels(name, label).inc(count)
+        if self.warnings:
+            metrics.out_of_range.labels(name).inc(self.warnings)
+        self.rows, self.warnings = 0, 0
+        self.positives = [0] * len(self.positives)
 
 
 @contextmanager
@@ -181,3 +226,10 @@ def multiprocess_directory(workers: int) -> Iterator[None]:
             os.environ.pop(MULTIPROCESS_ENV, None)
         else:
             os.environ[MULTIPROCESS_ENV] = previous
+
+
+async def flush_periodically(metrics: ServiceMetrics) -> None:
+    """Flush the tallies every ``FLUSH_SECONDS``, for the scrapes other workers answer."""
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        metrics.flush()

@@ -12,6 +12,7 @@ import itertools
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import ServiceError
-from app.logs import set_request_id
+from app.logs import JsonFormatter, direct_access_handler, set_request_id
 from app.metrics import ServiceMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -91,6 +92,13 @@ def _log_request(
         "model_version": model[1] if model else None,
         "request_id": request_id,
     }
+    message = f"{method} {path} {status}"
+    handler = direct_access_handler(access_logger)
+    if handler is not None:  # the usual case: the service's own JSON handler, nothing else
+        formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+        line = formatter.format_line(time.time(), "INFO", access_logger.name, message, fields)
+        handler.emit_line(line)
+        return
     # Made and handled directly: Logger.info would first walk the stack for the caller's file
     # and line, which no log line shows.
     record = access_logger.makeRecord(

@@ -404,5 +404,8 @@ def serve(settings: Settings) -> None:
             log_level=settings.log_level,
             log_config=logging_config(settings),
             access_log=False,  # the service logs each request itself (app.observability)
+            # No X-Forwarded-* rewriting: the service never uses the client's address, and
+            # parsing those headers is work on every request.
+            proxy_headers=False,
             timeout_graceful_shutdown=settings.graceful_timeout,
         )

@@ -20,7 +20,7 @@ JSON_MEDIA_TYPE = b"application/json"
 Envelope = TypeVar("Envelope", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """A finished answer: status, body bytes, and headers beyond content-type and length."""
 

@@ -114,7 +114,8 @@ class PathEndpoint:
             if not operation.public:
                 services.api_keys.check(headers)
             body = b""
-            if operation.reads_body:
+            if operation.reads_body:  # an inference request
+                services.dataplane.refuse_when_full()
                 self._check_media_type(headers)
                 body = await _read_body(receive, headers, services.settings)
             call = Call(method, scope["path_params"], headers, body, services.dataplane)

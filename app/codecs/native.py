@@ -28,14 +28,11 @@ from app.codecs.base import (
 from app.dataplane import InferenceRequest, InferenceResult, thresholds_for
 from app.errors import ServiceError
 from app.features import features_from_rows, may_contain_booleans, row_list
-from app.inference import Model
+from app.inference import SMALL_BATCH_ROWS, Model
 from app.schemas import ColumnsResponse, ErrorResponse, PredictRequest, PredictResponse
 
 PREDICT_PATH = "/predict"
-# From this many rows on, row answers are assembled from fragments (predictions_json) rather
-# than serialized from dicts: fewer rows do not repay the numpy calls (bench/README.md).
-FRAGMENT_ROWS = 16
-MAX_FRAGMENT_LABELS = 10  # one precomputed ending per label combination: 2**10 at most
+MAX_TABLED_LABELS = 10  # one precomputed row ending per label combination: 2**10 at most
 
 
 async def predict(call: Call) -> Reply:
@@ -91,32 +88,88 @@ def render_columns(result: InferenceResult) -> bytes:
 
 
 def render_rows(result: InferenceResult) -> bytes:
-    """The default answer, one object per row, as orjson writes it from dicts for a few rows,
-    and assembled from fragments for many (byte for byte the same; a test checks it).
+    """The default answer, one object per row, assembled from fragments: byte for byte what
+    orjson writes from the equivalent dicts (tests/app/codecs/test_native.py checks it),
+    without building them.
 
-    A row is its probabilities, written by orjson from one array, between fixed key fragments,
-    then the ending for its label set (``labels``, ``vector``, the start of ``warnings``),
-    made once per label combination, then its warnings.
+    A row is its probabilities, written by orjson from one array (float32 values in their
+    shortest form) between fixed key fragments; then the ending for its label set (``labels``,
+    ``vector``, the start of ``warnings``); then its warnings.
     """
     rows, width = result.probabilities.shape
-    if rows < FRAGMENT_ROWS or width > MAX_FRAGMENT_LABELS:
-        return _dumps({**_head(result), "predictions": _row_documents(result)})
     labels = tuple(result.model.metadata.labels)
-    keys = [b"," + orjson.dumps(label) + b":" for label in labels]
+    keys = _probability_keys(labels)
     values = _dumps(result.probabilities.ravel())[1:-1].split(b",")
+    endings = _row_endings(result.positives, labels)
+    warnings = [b"[]}"] * rows
+    for row, found in _warnings_by_row(result):
+        warnings[row] = b"[" + b",".join(found) + b"]}"
+    head = _head_bytes(result) + b',"predictions":['
+    if rows <= SMALL_BATCH_ROWS:  # plain Python: numpy's per-call cost outweighs its speed
+        body = b",".join(
+            b"".join([*_interleave(keys, values[row * width : (row + 1) * width]), end, tail])
+            for row, (end, tail) in enumerate(zip(endings, warnings, strict=True))
+        )
+        return b"".join([head, body, b"]}"])
     stride = 2 * width + 2  # a row: key, value, ..., key, value, ending, warnings
-    parts = [b"[]}"] * (rows * stride)
-    parts[0::stride] = [b',{"probabilities":{' + keys[0][1:]] * rows
-    parts[0] = parts[0][1:]
+    parts = [b""] * (rows * stride)
+    parts[0::stride] = [b"," + keys[0]] * rows
+    parts[0] = keys[0]
     for column in range(width):
         if column:
             parts[2 * column :: stride] = [keys[column]] * rows
         parts[2 * column + 1 :: stride] = values[column::width]
-    codes = result.positives.astype(np.intp) @ (1 << np.arange(width, dtype=np.intp))
-    parts[stride - 2 :: stride] = _label_set_endings(labels)[codes].tolist()
-    for row, warnings in _warnings_by_row(result):
-        parts[row * stride + stride - 1] = b"[" + b",".join(warnings) + b"]}"
-    return b"".join([_dumps(_head(result))[:-1], b',"predictions":[', *parts, b"]}"])
+    parts[stride - 2 :: stride] = endings
+    parts[stride - 1 :: stride] = warnings
+    return b"".join([head, *parts, b"]}"])
+
+
+def _interleave(keys: list[bytes], values: list[bytes]) -> list[bytes]:
+    return [part for pair in zip(keys, values, strict=True) for part in pair]
+
+
+@lru_cache(maxsize=8)
+def _probability_keys(labels: tuple[str, ...]) -> list[bytes]:
+    """What precedes each probability in a row: ``{"probabilities":{"label_0":``, then
+    ``,"label_1":`` and so on."""
+    keys = [b"," + orjson.dumps(label) + b":" for label in labels]
+    keys[0] = b'{"probabilities":{' + keys[0][1:]
+    return keys
+
+
+def _row_endings(positives: NDArray[np.bool_], labels: tuple[str, ...]) -> list[bytes]:
+    """Each row's ending, looked up by the number its decisions' bits make (made once per
+    label combination), or made on the spot where there are too many combinations."""
+    if len(labels) > MAX_TABLED_LABELS:
+        return [_ending(labels, [int(on) for on in row]) for row in positives.tolist()]
+    table = _label_set_endings(labels)
+    if len(positives) <= SMALL_BATCH_ROWS:
+        return [table[sum(1 << i for i, on in enumerate(row) if on)] for row in positives.tolist()]
+    codes = positives.astype(np.intp) @ (1 << np.arange(len(labels), dtype=np.intp))
+    return [table[code] for code in codes.tolist()]
+
+
+@lru_cache(maxsize=8)
+def _label_set_endings(labels: tuple[str, ...]) -> list[bytes]:
+    """For each label combination (its bits numbering it), the end of a row up to its
+    warnings."""
+    return [
+        _ending(labels, [(code >> column) & 1 for column in range(len(labels))])
+        for code in range(1 << len(labels))
+    ]
+
+
+def _ending(labels: tuple[str, ...], vector: list[int]) -> bytes:
+    """``},"labels":[...],"vector":[...],"warnings":`` for one row's decisions."""
+    return b"".join(
+        [
+            b'},"labels":',
+            orjson.dumps(list(compress(labels, vector))),
+            b',"vector":',
+            orjson.dumps(vector),
+            b',"warnings":',
+        ]
+    )
 
 
 def _dumps(document: Any) -> bytes:
@@ -131,41 +184,21 @@ def _head(result: InferenceResult) -> dict[str, Any]:
     return {"model": {"name": model.name, "version": model.version}, "thresholds": thresholds}
 
 
-def _row_documents(result: InferenceResult) -> list[dict[str, Any]]:
-    """One PredictResponse row per row of the result; probabilities stay float32 scalars."""
-    labels = result.model.metadata.labels
-    vectors = result.positives.astype(np.uint8).tolist()
-    warnings = dict(_warnings_by_row(result))
-    return [
-        {
-            "probabilities": dict(zip(labels, probabilities, strict=True)),
-            "labels": list(compress(labels, vector)),
-            "vector": vector,
-            "warnings": [orjson.Fragment(item) for item in warnings.get(index, [])],
-        }
-        for index, (probabilities, vector) in enumerate(
-            zip(result.probabilities, vectors, strict=True)
-        )
-    ]
+def _head_bytes(result: InferenceResult) -> bytes:
+    """``{"model":...,"thresholds":...`` without its closing brace: made once per model for
+    its default thresholds."""
+    if result.request.thresholds is result.model.default_thresholds:
+        return _default_head(result.model)
+    return _dumps(_head(result))[:-1]
 
 
 @lru_cache(maxsize=8)
-def _label_set_endings(labels: tuple[str, ...]) -> NDArray[np.object_]:
-    """For each label combination (its bits numbering it), the end of a row up to its
-    warnings: ``},"labels":[...],"vector":[...],"warnings":``."""
-    endings = np.empty(1 << len(labels), dtype=object)
-    for code in range(len(endings)):
-        vector = [(code >> column) & 1 for column in range(len(labels))]
-        endings[code] = b"".join(
-            [
-                b'},"labels":',
-                orjson.dumps(list(compress(labels, vector))),
-                b',"vector":',
-                orjson.dumps(vector),
-                b',"warnings":',
-            ]
-        )
-    return endings
+def _default_head(model: Model) -> bytes:
+    head = {
+        "model": {"name": model.name, "version": model.version},
+        "thresholds": dict(zip(model.metadata.labels, model.default_thresholds, strict=True)),
+    }
+    return _dumps(head)[:-1]
 
 
 def _warnings_by_row(result: InferenceResult) -> list[tuple[int, list[bytes]]]:

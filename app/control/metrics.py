@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -15,9 +17,11 @@ router = APIRouter(tags=["observability"])
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Request counts and latencies by route and status, rows predicted, label positives,
     out-of-range warnings, model events and versions; summed over all worker processes."""
-    # A plain (threaded) route: in multiprocess mode this reads one file per worker.
     service_metrics: ServiceMetrics = request.app.state.metrics
-    return Response(service_metrics.render(), media_type=CONTENT_TYPE)
+    service_metrics.flush()  # here, on the event loop's thread, which tallies the counts
+    # In a thread: with several workers this reads one file per worker.
+    text = await asyncio.to_thread(service_metrics.render)
+    return Response(text, media_type=CONTENT_TYPE)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from app.inference import Model, load_model
-from bench.run import POOL_ROWS, WORK, ensure_model, fresh_rows
+from bench.prepare import WORK, ensure_model, fresh_rows
+from bench.run import POOL_ROWS
 
 BATCHES = [1, 10_000]
 

@@ -1,5 +1,5 @@
-"""In-process speed of what a request costs besides HTTP: parsing and validating the body,
-the inference core, rendering the answer. Batches of 1 and 10,000 rows.
+"""In-process speed of what a request costs besides HTTP: parsing and validating the body, the
+inference core, rendering the answer. Batches of 1 and 10,000 rows.
 
     .venv/bin/pytest bench/micro                         # timings
     .venv/bin/pytest bench/micro --benchmark-disable     # just check that they run
@@ -13,11 +13,12 @@ import numpy as np
 import orjson
 import pytest
 
-from app.http import validate_body
+from app.codecs.base import decode_json, validate_envelope
+from app.codecs.native import render_columns, render_rows
+from app.dataplane import InferenceRequest, InferenceResult
+from app.features import features_from_flat, features_from_rows, may_contain_booleans
 from app.inference import Model
-from app.routes.predict import dumps, predictions_json, render_predictions
 from app.schemas import PredictRequest
-from app.validation import features_from_rows, features_from_tensor, may_contain_booleans
 from bench.micro.conftest import BATCHES
 
 MAX_ROWS = max(BATCHES)
@@ -25,25 +26,32 @@ MAX_ROWS = max(BATCHES)
 
 def parse_native(body: bytes, model: Model) -> np.ndarray[Any, Any]:
     """What POST /predict does with the bytes of a body before predicting."""
-    payload = validate_body(PredictRequest, orjson.loads(body))
+    payload = validate_envelope(PredictRequest, decode_json(body))
     return features_from_rows(
         payload.instances,
         model.metadata.features,
         max_rows=MAX_ROWS,
+        named_rows=True,
         booleans_possible=may_contain_booleans(body),
     )
 
 
 def parse_v2(body: bytes, model: Model) -> np.ndarray[Any, Any]:
-    """The tensor part of what the V2 infer route does with a body."""
-    (tensor,) = orjson.loads(body)["inputs"]
-    return features_from_tensor(
+    """The tensor part of what the V2 infer operation does with a JSON body."""
+    (tensor,) = decode_json(body)["inputs"]
+    return features_from_flat(
         tensor["data"],
-        tensor["shape"],
-        tensor["datatype"],
+        tensor["shape"][0],
         model.metadata.features,
-        max_rows=MAX_ROWS,
         booleans_possible=may_contain_booleans(body),
+    )
+
+
+def result_for(model: Model, features: np.ndarray[Any, Any]) -> InferenceResult:
+    prediction = model.predict(features)
+    request = InferenceRequest(model, features, model.default_thresholds)
+    return InferenceResult(
+        request, prediction.probabilities, prediction.positives, model.out_of_range(features)
     )
 
 
@@ -66,20 +74,18 @@ def test_v2_tensor_parsing(benchmark: Any, model: Model, pool: list[list[int]], 
 @pytest.mark.parametrize("rows", BATCHES)
 def test_inference_core(benchmark: Any, model: Model, pool: list[list[int]], rows: int):
     features = np.asarray(pool[:rows], dtype=np.float32)
-    prediction = benchmark(model.predict, features)
-    assert prediction.probabilities.shape == (rows, len(model.metadata.labels))
+    result = benchmark(result_for, model, features)
+    assert result.probabilities.shape == (rows, len(model.metadata.labels))
 
 
 @pytest.mark.parametrize("rows", BATCHES)
-@pytest.mark.parametrize("renderer", ["fragments", "dicts"])
-def test_native_response_rendering(
-    benchmark: Any, model: Model, pool: list[list[int]], rows: int, renderer: str
+@pytest.mark.parametrize("renderer", [render_rows, render_columns], ids=["rows", "columns"])
+def test_native_answer_rendering(
+    benchmark: Any, model: Model, pool: list[list[int]], rows: int, renderer: Any
 ):
-    features = np.asarray(pool[:rows], dtype=np.float32)
-    prediction = model.predict(features)
-    warnings = model.out_of_range(features)
-    if renderer == "fragments":
-        body = benchmark(predictions_json, model, prediction, warnings)
+    result = result_for(model, np.asarray(pool[:rows], dtype=np.float32))
+    document = orjson.loads(benchmark(renderer, result))
+    if renderer is render_columns:
+        assert {len(values) for values in document["probabilities"].values()} == {rows}
     else:
-        body = benchmark(lambda: dumps(render_predictions(model, prediction, warnings)))
-    assert len(orjson.loads(body)["predictions"]) == rows
+        assert len(document["predictions"]) == rows

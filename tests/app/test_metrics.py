@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.artifact import ONNX_FILE, version_path
 from app.config import Settings
 from app.main import create_app
+from app.metrics import FLUSH_SECONDS
 from tests.support import MODEL_NAME, REFERENCE_INPUTS, running_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -175,7 +176,11 @@ def test_metrics_count_every_request_of_every_worker_process(
         for _ in range(requests):  # one connection each: the kernel spreads them over workers
             response = httpx.post(url + "/predict", json={"instances": REFERENCE_INPUTS})
             assert response.status_code == 200
-        for _ in range(4):  # whichever worker answers the scrape reports all of them
+        # Each worker adds its tallies to the shared counts at least every FLUSH_SECONDS (and
+        # at once when it answers a scrape itself): after that, whichever worker answers
+        # reports all of them.
+        time.sleep(FLUSH_SECONDS + 0.5)
+        for _ in range(4):
             samples = scrape(lambda path: httpx.get(url + path))
             assert requests_count(samples, "/predict", "200") == requests
             rows = value(samples, "multilabel_predicted_rows_total", model=MODEL_NAME, version="1")

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from app.codecs.native import FRAGMENT_ROWS, render_rows
+from app.codecs.native import render_rows
 from app.dataplane import InferenceRequest, InferenceResult
-from app.inference import Model, OutOfRange, load_model
+from app.inference import SMALL_BATCH_ROWS, Model, OutOfRange, load_model
 from tests.app.codecs.protocols import LABELS
 from tests.support import REFERENCE_INPUTS
 
@@ -148,7 +148,7 @@ def test_out_of_range_values_are_flagged_but_still_predicted(client: TestClient)
     assert all(len(row["probabilities"]) == 3 for row in predictions)
 
 
-@pytest.mark.parametrize("count", [1, FRAGMENT_ROWS + 5])
+@pytest.mark.parametrize("count", [1, SMALL_BATCH_ROWS + 5])
 def test_columns_format_holds_the_rows_answer_by_label(client: TestClient, count: int) -> None:
     rows = np.random.default_rng(count).integers(0, 15, size=(count, 10)).tolist()
     rows[0] = with_value(rows[0], 3, 99)  # one warning, located by its row
@@ -230,17 +230,59 @@ def one_row(result: InferenceResult, row: int) -> InferenceResult:
     )
 
 
+def as_dicts(result: InferenceResult) -> bytes:
+    """The answer as orjson writes it from plain dicts: the reference the fragments must match.
+
+    Probabilities, thresholds and warning values stay numpy float32 scalars, which orjson writes
+    in their shortest float32 form, as the service promises.
+    """
+    model = result.model
+    labels, features = model.metadata.labels, model.metadata.features
+    ranges = model.metadata.feature_ranges
+    found = result.out_of_range
+    rows = []
+    for index, (probabilities, positives) in enumerate(
+        zip(result.probabilities, result.positives.tolist(), strict=True)
+    ):
+        warnings = [
+            {
+                "feature": features[column],
+                "value": value,
+                "train_range": [ranges[column].min, ranges[column].max],
+            }
+            for row, column, value in zip(found.rows, found.columns, found.values, strict=True)
+            if row == index
+        ]
+        rows.append(
+            {
+                "probabilities": dict(zip(labels, probabilities, strict=True)),
+                "labels": [label for label, on in zip(labels, positives, strict=True) if on],
+                "vector": [int(on) for on in positives],
+                "warnings": warnings,
+            }
+        )
+    document = {
+        "model": {"name": model.name, "version": model.version},
+        "thresholds": dict(zip(labels, result.request.thresholds, strict=True)),
+        "predictions": rows,
+    }
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def assert_rendered_as_rows_one_by_one(result: InferenceResult) -> None:
-    """A batch's bytes are its head, then each row as a one-row answer writes it (a single
-    row is always rendered from dicts by orjson, never from fragments)."""
+    """The fragments give the dicts' bytes, and a batch's bytes are its head, then each row
+    as a one-row answer writes it."""
     whole = render_rows(result)
+    assert whole == as_dicts(result)
     singles = [render_rows(one_row(result, row)) for row in range(result.request.rows)]
     head = singles[0][: singles[0].index(b'"predictions":[') + len(b'"predictions":[')]
     rows = [single[len(head) : -2] for single in singles]
     assert whole == head + b",".join(rows) + b"]}"
 
 
-@pytest.mark.parametrize("count", [1, FRAGMENT_ROWS - 1, FRAGMENT_ROWS, FRAGMENT_ROWS + 1, 1000])
+@pytest.mark.parametrize(
+    "count", [1, SMALL_BATCH_ROWS - 1, SMALL_BATCH_ROWS, SMALL_BATCH_ROWS + 1, 1000]
+)
 @pytest.mark.parametrize("outside", [0, 7], ids=["in-range", "with-warnings"])
 def test_fragments_give_the_bytes_of_the_dict_renderer(
     model: Model, count: int, outside: int
@@ -287,7 +329,7 @@ def test_every_label_combination_gets_its_own_ending(model: Model) -> None:
 
 
 def test_a_batch_answers_what_its_rows_answer_one_by_one(client: TestClient) -> None:
-    rows = np.random.default_rng(11).integers(0, 30, size=(FRAGMENT_ROWS * 3, 10)).tolist()
+    rows = np.random.default_rng(11).integers(0, 30, size=(SMALL_BATCH_ROWS * 3, 10)).tolist()
     batch = client.post("/predict", json={"instances": rows})
     assert batch.status_code == 200
     singles = [client.post("/predict", json={"instances": [row]}).json() for row in rows]
