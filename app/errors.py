@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import orjson
+
 SHOWN_LENGTH = 64
 
 
 def shown(value: object) -> str:
-    """A client-supplied value for an error message: quoted, and cut short so that an error
-    never echoes megabytes back."""
-    text = repr(value)
+    """A client-supplied value for an error message, written as JSON (the caller's notation:
+    `true`, `"0.7"`, `null`) and cut short so that an error never echoes megabytes back."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
     return text if len(text) <= SHOWN_LENGTH else text[:SHOWN_LENGTH] + "…"
 
 

@@ -130,9 +130,8 @@ class JsonFormatter(logging.Formatter):
             "level": level.lower(),
             "logger": logger,
             "message": message,
+            **(fields or {}),
         }
-        if fields:
-            entry.update(fields)
         if exception is not None:
             entry["exception"] = exception
         return orjson.dumps(entry, default=str).decode()

@@ -241,22 +241,3 @@ class MetadataResponse(BaseModel):
     signatures_verified: bool = Field(
         description="Whether every served version was verified against MULTILABEL_TRUSTED_KEYS."
     )
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries declaring the native error shape for these statuses."""
-    descriptions = {
-        400: "Malformed JSON",
-        401: "Missing or wrong API key (when keys are configured)",
-        405: "Method not allowed",
-        408: "The request body did not arrive in time",
-        404: "Unknown model or version",
-        413: "Body or row count over the limit",
-        415: "Body is not JSON",
-        422: "Invalid request or input values",
-        503: "No model loaded, or the server is at its limit of work (see Retry-After)",
-    }
-    return {
-        status: {"model": ErrorResponse, "description": descriptions.get(status, "Error")}
-        for status in statuses
-    }

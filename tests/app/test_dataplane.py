@@ -111,7 +111,7 @@ def test_the_field_named_in_errors_is_the_protocols_own(model: Model) -> None:
     with pytest.raises(InvalidRequest) as raised:
         thresholds_for(model, {"nope": 0.5}, field="parameters.threshold")
     assert raised.value.field == "parameters.threshold.nope"
-    assert "unknown label 'nope'" in raised.value.message
+    assert 'unknown label "nope"' in raised.value.message
     assert "label_0, label_1, label_2" in raised.value.message
 
 
@@ -178,7 +178,7 @@ def test_a_version_not_loaded_or_not_a_number_is_not_found(plane: DataPlane, ver
 
 @pytest.mark.parametrize("version", [None, "1", "v1"])
 def test_an_unknown_model_is_reported_before_its_version(plane: DataPlane, version: Any) -> None:
-    with pytest.raises(ModelNotFound, match="'other' is not served"):
+    with pytest.raises(ModelNotFound, match='"other" is not served'):
         plane.model("other", version)
 
 

@@ -1,0 +1,1 @@
+"""Measurements behind the HTTP edge figures of docs/security.md."""
