@@ -1,7 +1,8 @@
 """The Open Inference Protocol's own REST spec, run against a real server.
 
-``../shared/specs/open_inference_rest.yaml`` is the protocol's OpenAPI document, byte for byte
-(see ``open_inference_rest.SOURCE.md``). Two things in it are not OpenAPI as tools read it,
+``specs/open_inference_rest.yaml`` (beside this file) is the protocol's OpenAPI document, byte
+for byte (``specs/open_inference_rest.SOURCE.md`` says where from, and its SHA-256, checked
+here). Two things in it are not OpenAPI as tools read it,
 and are read here as the protocol's prose says: its path parameters are written
 ``${MODEL_NAME}`` (OpenAPI templating is ``{MODEL_NAME}``), and every model path also exists
 without its ``/versions/${MODEL_VERSION}`` segment. Nothing else is changed: schemathesis
@@ -13,6 +14,7 @@ spec gives for its status (``response_schema_conformance``), for requests that f
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,10 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from tests.robustness.contract import assert_documented_outcome
 from tests.robustness.operations import generated_cases, send_case
-from tests.support import MODEL_NAME, REFERENCE_INPUTS, REPO_ROOT, ServerProcess
+from tests.support import MODEL_NAME, REFERENCE_INPUTS, ServerProcess
 
-SPEC = REPO_ROOT.parent / "shared" / "specs" / "open_inference_rest.yaml"
+SPEC = Path(__file__).parent / "specs" / "open_inference_rest.yaml"
+SPEC_SHA256 = "719644d1cec52d1c98268ee16f3b75d6de7f523c6686463cbf06bf79134edbb2"
 _DOLLAR_PARAMETER = re.compile(r"\$\{(\w+)\}")
 VERSION_SEGMENT = "/versions/{MODEL_VERSION}"
 FUZZ = settings(
@@ -73,7 +76,8 @@ def oip() -> OpenApiSchema:
 
 def test_the_spec_is_the_published_one_and_lists_every_operation() -> None:
     """The file is the one SOURCE.md names; the reading above adds only unversioned paths."""
-    assert "2023 The KServe Authors" in SPEC.read_text()
+    assert hashlib.sha256(SPEC.read_bytes()).hexdigest() == SPEC_SHA256
+    assert SPEC_SHA256 in SPEC.with_name("open_inference_rest.SOURCE.md").read_text()
     assert len(OPERATIONS) == 9
     assert ("POST", "/v2/models/{MODEL_NAME}/infer") in OPERATIONS
 
