@@ -28,7 +28,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.config import Settings
-from app.errors import SHOWN_LENGTH, InvalidInput, InvalidRequest, ModelNotFound, Overloaded, shown
+from app.errors import (
+    SHOWN_LENGTH,
+    InvalidInput,
+    InvalidRequest,
+    ModelNotFound,
+    Overloaded,
+    shown,
+    shown_name,
+)
 from app.features import check_row_count
 from app.inference import SMALL_BATCH_ROWS, Model, OutOfRange
 from app.metrics import ServiceMetrics
@@ -140,7 +148,7 @@ class DataPlane:
             return self.repository.get(name)
         if not (version.isascii() and version.isdigit() and len(version) <= MAX_VERSION_DIGITS):
             self.repository.get(name)  # an unknown or unready model is reported as that first
-            raise ModelNotFound(f"version {shown(version)} of model {name!r} is not loaded")
+            raise ModelNotFound(f"version {shown_name(version)} of model {name!r} is not loaded")
         return self.repository.get(name, int(version))
 
     async def infer(

@@ -15,12 +15,22 @@ SHOWN_LENGTH = 64
 
 
 def shown(value: object) -> str:
-    """A client-supplied value for an error message, written as JSON (the caller's notation:
-    `true`, `"0.7"`, `null`) and cut short so that an error never echoes megabytes back."""
+    """A value from a request body, for an error message: written as JSON, the caller's own
+    notation (`true`, `"0.7"`, `null`), and cut short so that an error never echoes megabytes."""
     try:
         text = orjson.dumps(value).decode()
     except TypeError:
         text = repr(value)
+    return _cut(text)
+
+
+def shown_name(name: object) -> str:
+    """A name from a request path or an artifact (model, version, file), for a message:
+    quoted as Triton and TF Serving quote them (`'other'`), and cut short."""
+    return _cut(repr(name))
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= SHOWN_LENGTH else text[:SHOWN_LENGTH] + "…"
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 
 from app.artifact import ArtifactError, list_versions, version_path
 from app.config import Settings
-from app.errors import ModelNotFound, ModelNotReady, shown
+from app.errors import ModelNotFound, ModelNotReady, shown_name
 from app.inference import Model
 
 if TYPE_CHECKING:  # app.signing imports cryptography: only when signatures are checked
@@ -84,7 +84,7 @@ def _describe_change(kind: str, served: tuple[str, ...], new: tuple[str, ...]) -
 
 
 def _names(names: tuple[str, ...], most: int = 5) -> str:
-    shown_names = ", ".join(shown(name) for name in names[:most])
+    shown_names = ", ".join(shown_name(name) for name in names[:most])
     return shown_names + (f", … {len(names) - most} more" if len(names) > most else "")
 
 
@@ -189,7 +189,7 @@ class ModelRepository:
     def get(self, name: str, version: int | None = None) -> Model:
         """The model to serve a request, or the 404/503 that explains why there is none."""
         if name != self.name:
-            raise ModelNotFound(f"model {shown(name)} is not served here")
+            raise ModelNotFound(f"model {shown_name(name)} is not served here")
         snapshot = self._snapshot
         if not snapshot.models:
             raise ModelNotReady(f"model {name!r} is not ready: {snapshot.reason}")

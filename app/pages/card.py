@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.artifact import version_path
-from app.errors import shown
+from app.errors import shown_name
 from app.inference import Model
 from app.pages.layout import PageProblem, page, security_headers, url_prefix
 from app.repository import ModelRepository
@@ -57,7 +57,7 @@ def version_file(request: Request, name: str, version: str, path: str) -> Respon
     media_type = _image_type(model, path)
     if media_type is None:
         raise PageProblem(
-            404, "No such file", f"Version {model.version} has no image named {shown(path)}."
+            404, "No such file", f"Version {model.version} has no image named {shown_name(path)}."
         )
     content = _read_published(request, model, path)
     return Response(content, media_type=media_type, headers=security_headers(_FILE_POLICY))
@@ -129,7 +129,7 @@ def _loaded_version(request: Request, name: str, version: str | None) -> Model:
         raise PageProblem(
             404,
             "Version not loaded",
-            f"{name!r} has no loaded version {shown(version)} (loaded: {loaded}).",
+            f"{name!r} has no loaded version {shown_name(version)} (loaded: {loaded}).",
         )
     return model
 

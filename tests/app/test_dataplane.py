@@ -178,7 +178,7 @@ def test_a_version_not_loaded_or_not_a_number_is_not_found(plane: DataPlane, ver
 
 @pytest.mark.parametrize("version", [None, "1", "v1"])
 def test_an_unknown_model_is_reported_before_its_version(plane: DataPlane, version: Any) -> None:
-    with pytest.raises(ModelNotFound, match='"other" is not served'):
+    with pytest.raises(ModelNotFound, match="'other' is not served"):
         plane.model("other", version)
 
 

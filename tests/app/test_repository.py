@@ -428,20 +428,20 @@ def fewer_features_more_labels(root: Path, wider: Path) -> Path:
 SCHEMA_CHANGES = [
     pytest.param(
         features_renamed,
-        'other feature names ("f0", "f1", "f2", "f3", "f4", … 5 more instead of '
-        '"x0", "x1", "x2", "x3", "x4", … 5 more)',
+        "other feature names ('f0', 'f1', 'f2', 'f3', 'f4', … 5 more instead of "
+        "'x0', 'x1', 'x2', 'x3', 'x4', … 5 more)",
         id="features-renamed",
     ),
     pytest.param(
         labels_reordered,
-        'labels in another order ("label_2", "label_1", "label_0" instead of '
-        '"label_0", "label_1", "label_2")',
+        "labels in another order ('label_2', 'label_1', 'label_0' instead of "
+        "'label_0', 'label_1', 'label_2')",
         id="labels-reordered",
     ),
     pytest.param(
         fewer_features_more_labels,
-        '8 features instead of 10 ("x0", "x1", "x2", "x3", "x4", … 3 more); '
-        '4 labels instead of 3 ("label_0", "label_1", "label_2", "label_3")',
+        "8 features instead of 10 ('x0', 'x1', 'x2', 'x3', 'x4', … 3 more); "
+        "4 labels instead of 3 ('label_0', 'label_1', 'label_2', 'label_3')",
         id="counts-changed",
     ),
 ]

@@ -178,7 +178,7 @@ OK_BODY = {"instances": [ROW]}
 
 ERRORS: list[tuple[str, str, str, Any, int, str]] = [
     # (case, method, path, JSON body, status, fragment of the error message)
-    ("unknown model status", "GET", "/v1/models/half", None, 404, '"half" is not served'),
+    ("unknown model status", "GET", "/v1/models/half", None, 404, "'half' is not served"),
     ("unknown model metadata", "GET", "/v1/models/half/metadata", None, 404, "'half'"),
     ("unknown version status", "GET", VERSIONED.format(7), None, 404, "version 7"),
     ("unknown version metadata", "GET", VERSIONED.format(7) + "/metadata", None, 404, "version 7"),

@@ -322,7 +322,7 @@ OK_BODY = {"inputs": [tensor([ROW])]}
 
 ERRORS: list[tuple[str, str, str, Any, int, str]] = [
     # (case, method, path, JSON body, status, fragment of the error message)
-    ("unknown model metadata", "GET", "/v2/models/other", None, 404, '"other" is not served'),
+    ("unknown model metadata", "GET", "/v2/models/other", None, 404, "'other' is not served"),
     (
         "unknown version metadata",
         "GET",

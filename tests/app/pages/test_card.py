@@ -107,9 +107,9 @@ NOT_SERVED = [
     pytest.param(file_url(1, "nothing.png"), "has no image named", id="an-unlisted-name"),
     pytest.param(file_url(1, "..%2F1%2Froc_curves.png"), "has no image named", id="dot-dot"),
     pytest.param(file_url(1, "%2Fetc%2Fpasswd"), "has no image named", id="absolute-path"),
-    pytest.param(file_url(7, "roc_curves.png"), 'no loaded version "7"', id="unknown-version"),
-    pytest.param(file_url(1, "x").replace("/1/", "/one/"), 'no loaded version "one"', id="word"),
-    pytest.param(card_url(3), 'no loaded version "3" (loaded: 1)', id="card-of-unknown-version"),
+    pytest.param(file_url(7, "roc_curves.png"), "no loaded version '7'", id="unknown-version"),
+    pytest.param(file_url(1, "x").replace("/1/", "/one/"), "no loaded version 'one'", id="word"),
+    pytest.param(card_url(3), "no loaded version '3' (loaded: 1)", id="card-of-unknown-version"),
     pytest.param("/models/other/card", "serves 'multilabel' only", id="another-model"),
 ]
 
