@@ -9,8 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import tritonclient.http as triton  # type: ignore[import-untyped]
+from numpy.typing import NDArray
 
 from bench.bodies import Body
 from bench.workloads import NATIVE, NATIVE_COLUMNS, V1, V2_BINARY, V2_JSON, Workload
@@ -50,7 +52,7 @@ def problem_with(answer: Answer, workload: Workload, labels: int) -> str | None:
     if answer.status != 200:
         return f"HTTP {answer.status} {answer.body[:300].decode(errors='replace')}"
     try:
-        shape = _SHAPES[workload.form.key](answer)
+        shape = probabilities_in(answer, workload).shape
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
         return f"a 200 that is not a {workload.form.name} answer ({type(error).__name__}: {error})"
     if shape != (workload.rows, labels):
@@ -58,6 +60,12 @@ def problem_with(answer: Answer, workload: Workload, labels: int) -> str | None:
             f"a 200 with {shape[0]} rows of {shape[1]} labels for {workload.rows} rows of {labels}"
         )
     return None
+
+
+def probabilities_in(answer: Answer, workload: Workload) -> NDArray[np.float32]:
+    """The probabilities a 200 answer to ``workload`` holds, one row per request row (raises
+    KeyError, ValueError... when the answer is not of the workload's form)."""
+    return np.asarray(_PROBABILITIES[workload.form.key](answer), dtype=np.float32)
 
 
 def problem_with_constant(answer: Answer, expected: bytes) -> str | None:
@@ -69,12 +77,12 @@ def problem_with_constant(answer: Answer, expected: bytes) -> str | None:
     return None
 
 
-def _native_rows(answer: Answer) -> tuple[int, int]:
+def _native_rows(answer: Answer) -> list[list[float]]:
     predictions = orjson.loads(answer.body)["predictions"]
-    return len(predictions), len(predictions[0][PROBABILITIES])
+    return [list(row[PROBABILITIES].values()) for row in predictions]
 
 
-def _native_columns(answer: Answer) -> tuple[int, int]:
+def _native_columns(answer: Answer) -> NDArray[np.float32]:
     document = orjson.loads(answer.body)
     columns = document[PROBABILITIES]
     decisions = document["decisions"]
@@ -83,19 +91,19 @@ def _native_columns(answer: Answer) -> tuple[int, int]:
     lengths = {len(values) for values in (*columns.values(), *decisions.values())}
     if len(lengths) != 1:
         raise ValueError(f"columns of different lengths {sorted(lengths)}")
-    return lengths.pop(), len(columns)
+    return np.asarray(list(columns.values()), dtype=np.float32).T
 
 
-def _v2_json(answer: Answer) -> tuple[int, int]:
+def _v2_json(answer: Answer) -> NDArray[np.float32]:
     outputs = {output["name"]: output for output in orjson.loads(answer.body)["outputs"]}
     probabilities = outputs[PROBABILITIES]
     rows, labels = probabilities["shape"]
     if len(probabilities["data"]) != rows * labels:
         raise ValueError(f"{len(probabilities['data'])} values for shape {[rows, labels]}")
-    return int(rows), int(labels)
+    return np.asarray(probabilities["data"], dtype=np.float32).reshape(rows, labels)
 
 
-def _v2_binary(answer: Answer) -> tuple[int, int]:
+def _v2_binary(answer: Answer) -> NDArray[np.float32]:
     if HEADER_LENGTH not in answer.headers:
         raise KeyError(f"no {HEADER_LENGTH} header")
     result = triton.InferResult.from_response_body(
@@ -104,16 +112,17 @@ def _v2_binary(answer: Answer) -> tuple[int, int]:
     probabilities = result.as_numpy(PROBABILITIES)
     if probabilities is None:
         raise KeyError(f"no {PROBABILITIES} output")
-    rows, labels = probabilities.shape
-    return int(rows), int(labels)
+    if probabilities.ndim != 2:
+        raise ValueError(f"probabilities of shape {list(probabilities.shape)}")
+    return np.asarray(probabilities, dtype=np.float32)
 
 
-def _v1(answer: Answer) -> tuple[int, int]:
-    predictions = orjson.loads(answer.body)["predictions"]
-    return len(predictions), len(predictions[0])
+def _v1(answer: Answer) -> list[list[float]]:
+    predictions: list[list[float]] = orjson.loads(answer.body)["predictions"]
+    return predictions
 
 
-_SHAPES: dict[str, Callable[[Answer], tuple[int, int]]] = {
+_PROBABILITIES: dict[str, Callable[[Answer], NDArray[np.float32] | list[list[float]]]] = {
     NATIVE.key: _native_rows,
     NATIVE_COLUMNS.key: _native_columns,
     V2_JSON.key: _v2_json,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 OK = "ok"
 NOT_APPLICABLE = "not applicable"
@@ -40,6 +41,8 @@ class ServerResult:
     versions: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     measurements: list[Measurement] = field(default_factory=list)
+    # Health probes idle and under a flood (bench/probes.py), as a dict; ours only.
+    probes: dict[str, Any] | None = None
 
     def get(self, workload: str) -> Measurement | None:
         """The measurement of ``workload`` (a key) if it was measured correctly, else None."""

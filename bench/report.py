@@ -285,6 +285,7 @@ class Report:
         lines += ["", "## Bytes per 1000-row answer", "", *self._sizes()]
         lines += ["", "## Throughput and latency", "", *self._measurements()]
         lines += ["", "## Servers", "", *self._servers()]
+        lines += ["", "## Health probes idle and under a flood", "", *self._probes()]
         lines += ["", "## Ratios (req/s: ours, 1 worker, over each server, same workload)", ""]
         lines += self._ratios()
         return "\n".join(lines) + "\n"
@@ -359,6 +360,33 @@ class Report:
                 f"{_flag(result.tensorflow_loaded)} | {_flag(result.onnxruntime_loaded)} | "
                 f"{versions} |"
             )
+        return lines
+
+    def _probes(self) -> list[str]:
+        """The probe's latency on the idle server and under the flood, same run (ours-1)."""
+        result = self.results.get(OURS_1)
+        probes = result.probes if result else None
+        if not probes:
+            return ["Not measured in this run (`--no-probes`, or ours-1 was not run)."]
+        lines = [
+            f"`GET {probes['path']}` every 20 ms on one keep-alive connection, for "
+            f"{probes['seconds']} s on the idle server, then for as long while wrk sends "
+            f"{probes['flood']} (the overload of tests/robustness/test_overload.py). "
+            f"The flood did {_cell(probes['flood_rows_per_s'])} rows/s with "
+            f"{probes['flood_non_2xx']} non-2xx answers.",
+            "",
+            "| probe | probes | p50 ms | p99 ms | max ms | failed |",
+            "|---|--:|--:|--:|--:|--:|",
+        ]
+        for name in ("idle", "loaded"):
+            f = probes[name]
+            lines.append(
+                f"| {name} | {f['probes']} | {_cell(f['p50_ms'], 2)} | {_cell(f['p99_ms'], 2)} | "
+                f"{_cell(f['max_ms'], 2)} | {f['failed']} |"
+            )
+        idle, loaded = probes["idle"]["p99_ms"], probes["loaded"]["p99_ms"]
+        if idle:
+            lines += ["", f"Loaded p99 ÷ idle p99: {loaded / idle:.1f}."]
         return lines
 
     def _ratios(self) -> list[str]:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,10 @@ from bench.prepare import (
     fresh_rows,
     served_model,
 )
+from bench.probes import FLOOD, probes_under_flood
 from bench.processes import PeakRss, Running, library_loaded, rss_mb, running
 from bench.records import NOT_APPLICABLE, Measurement, ServerResult
-from bench.report import Report
+from bench.report import OURS_1, Report
 from bench.servers import CEILING, PEER_KEYS, SERVER_KEYS, Server, catalogue
 from bench.workloads import WORKLOAD_KEYS, WORKLOADS, Workload
 
@@ -51,15 +53,23 @@ LONG = Plan(duration_s=8, warmup_s=3, repeat=3, wrk_threads=1)
 # what the time estimate adds; seen on the 2-core machine.
 OVERHEAD_PER_MEASUREMENT_S = 1.5
 OVERHEAD_PER_SERVER_S = 8.0
+PROBE_SECONDS = 5  # the probe series idle, then under the flood: at least this long each
 
 
 class Bench:
     """One run: the bodies it sends, the servers it starts, what it measured."""
 
     def __init__(
-        self, plan: Plan, wrk_binary: str, model: ServedModel, workloads: Sequence[Workload]
+        self,
+        plan: Plan,
+        wrk_binary: str,
+        model: ServedModel,
+        workloads: Sequence[Workload],
+        *,
+        probes: bool = True,
     ):
         self.plan = plan
+        self.probes = probes
         self.wrk_binary = wrk_binary
         self.model = model
         self.workloads = workloads
@@ -91,11 +101,27 @@ class Bench:
                         result.measurements.append(measurement)
                         if measurement.status != NOT_APPLICABLE:
                             print(f"   {describe(measurement, workload)}", flush=True)
+                    if self.probes and server.key == OURS_1:
+                        result.probes = self._probes(live)
                 result.loaded_rss_mb = round(max(peak.peak, result.idle_rss_mb or 0.0), 1)
         except (RuntimeError, OSError, subprocess.SubprocessError) as error:
             result.error = str(error)
             print(f"   failed: {error}", flush=True)
         return result
+
+    def _probes(self, live: Running) -> dict[str, Any]:
+        """The health probe idle, then under a flood of 1000-row batches (bench/probes.py)."""
+        seconds = max(self.plan.duration_s, PROBE_SECONDS)
+        figures = probes_under_flood(
+            self.wrk_binary, live.base_url, self.body_file(FLOOD).path, seconds
+        )
+        print(
+            f"   {figures.path} idle p99 {figures.idle.p99_ms:.2f} ms, under "
+            f"{figures.flood} p99 {figures.loaded.p99_ms:.2f} ms (max "
+            f"{figures.loaded.max_ms:.2f} ms, {figures.loaded.probes} probes)",
+            flush=True,
+        )
+        return asdict(figures)
 
     @staticmethod
     def _record_facts(result: ServerResult, live: Running) -> None:
@@ -228,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--peers", action="store_true", help="also measure KServe and MLServer")
     parser.add_argument(
+        "--no-probes",
+        dest="probes",
+        action="store_false",
+        help="skip timing /health/live idle and under a flood of 1000-row batches (ours-1)",
+    )
+    parser.add_argument(
         "--duration", type=int, help=f"seconds per measurement (default {DEFAULT.duration_s})"
     )
     parser.add_argument(
@@ -311,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     minutes = estimate_s(measured, workloads, plan) / 60
     print(f"\nmeasuring: about {minutes:.1f} min on a quiet machine", flush=True)
     load_at_start = _load_average()
-    bench = Bench(plan, wrk_binary, model, workloads)
+    bench = Bench(plan, wrk_binary, model, workloads, probes=options.probes)
     results = {server.key: bench.run_server(server, failures.get(server.key)) for server in servers}
     run = {
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

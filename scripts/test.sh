@@ -8,5 +8,7 @@ bash requirements/lock.sh --check
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The suite on every core (pytest-xdist): tests are handed out a module at a time
+# (--dist loadscope), so the tests of one module share its server processes and fixtures.
 # pytest exits 5 when it collects no tests; set -e makes that (like any failure) fail the run.
-.venv/bin/pytest "$@"
+.venv/bin/pytest --numprocesses "${PYTEST_WORKERS:-auto}" --dist loadscope "$@"

@@ -12,18 +12,17 @@ from fastapi.testclient import TestClient
 from app.artifact import version_path
 from app.config import Settings
 from app.main import create_app
-from tests.support import MODEL_NAME, train_small_model
+from tests.support import FIGURE_PROPERTY, MODEL_NAME, trained_once
 
 
 @pytest.fixture(scope="session")
 def trained_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model repository holding version 1 of a small model trained by the real CLI.
+    """A model repository holding version 1 of a small model trained by the real CLI, once
+    for the whole run (``trained_once``).
 
     Read-only for tests: copy it (``repository`` fixture) before changing anything.
     """
-    root = tmp_path_factory.mktemp("trained")
-    train_small_model(root)
-    return root
+    return trained_once(tmp_path_factory, "trained")
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +48,19 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The real application, started (lifespan run) on the trained model."""
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures tests reported (``report_figure``), gathered from every worker's reports."""
+    figures = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == FIGURE_PROPERTY
+    ]
+    if figures:
+        terminalreporter.section("reliability figures")
+        for line in figures:
+            terminalreporter.write_line(str(line))

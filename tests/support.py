@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
+from filelock import FileLock
 
 from training.train import main as train_main
 
@@ -24,6 +26,8 @@ SMALL_TRAINING_ARGS = (
     *("--epochs", "40", "--folds", "2", "--repeats", "1"),
     *("--ensemble", "1", "--jobs", "1", "--no-baselines"),
 )
+# The user property under which a test reports a figure it measured (printed at the end).
+FIGURE_PROPERTY = "reliability figure"
 REFERENCE_INPUTS = [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3], [1, 1, 2, 4, 8, 10, 8, 8, 5, 6]]
 
 
@@ -31,6 +35,21 @@ def train_small_model(repository: Path, *extra_args: str) -> None:
     """Publish the next version of a small model into ``repository`` with the real CLI."""
     code = train_main([*SMALL_TRAINING_ARGS, "--output", str(repository), *extra_args])
     assert code == 0
+
+
+def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, *extra_args: str) -> Path:
+    """A repository holding version 1 of a small model, trained by the real CLI once per test
+    run, however many pytest-xdist workers share the run: the first to ask trains it, under a
+    file lock; the others wait for it, then read the same files. Read-only for tests."""
+    base = tmp_path_factory.getbasetemp()
+    # Each xdist worker has its own base directory; their common parent belongs to the run.
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root, done = shared / name, shared / f"{name}.trained"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            train_small_model(root, *extra_args)
+            done.touch()
+    return root
 
 
 def free_port() -> int:

@@ -12,14 +12,12 @@ from fastapi.testclient import TestClient
 from app.artifact import version_path
 from bench.prepare import ServedModel, fresh_rows, served_model
 from bench.run import POOL_ROWS
-from tests.support import MODEL_NAME, train_small_model
+from tests.support import MODEL_NAME, trained_once
 
 
 @pytest.fixture(scope="session")
 def trained_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("trained")
-    train_small_model(root)
-    return version_path(root, MODEL_NAME, 1)
+    return version_path(trained_once(tmp_path_factory, "trained"), MODEL_NAME, 1)
 
 
 @pytest.fixture(scope="session")

@@ -177,9 +177,13 @@ def test_metrics_count_every_request_of_every_worker_process(
             response = httpx.post(url + "/predict", json={"instances": REFERENCE_INPUTS})
             assert response.status_code == 200
         # Each worker adds its tallies to the shared counts at least every FLUSH_SECONDS (and
-        # at once when it answers a scrape itself): after that, whichever worker answers
-        # reports all of them.
-        time.sleep(FLUSH_SECONDS + 0.5)
+        # at once when it answers a scrape itself): once they are all in, whichever worker
+        # answers reports all of them.
+        _wait_for(
+            url,
+            lambda samples: requests_count(samples, "/predict", "200") == requests,
+            timeout=FLUSH_SECONDS + 30,
+        )
         for _ in range(4):
             samples = scrape(lambda path: httpx.get(url + path))
             assert requests_count(samples, "/predict", "200") == requests

@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from tests.robustness.servers import serving
-from tests.support import ServerProcess
+from tests.support import FIGURE_PROPERTY, ServerProcess
 
-FIGURES = pytest.StashKey[list[str]]()
 HANG_SECONDS = 10.0
 ReportFigure = Callable[[str, str], None]
 
@@ -34,19 +33,11 @@ def http_client(server: ServerProcess) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def report_figure(request: pytest.FixtureRequest) -> ReportFigure:
-    """``report_figure("load", "...")``: printed in the summary at the end of the run."""
-    figures = request.config.stash.setdefault(FIGURES, [])
+def report_figure(record_property: Callable[[str, object], None]) -> ReportFigure:
+    """``report_figure("load", "...")``: printed in the summary at the end of the run
+    (tests/conftest.py), from whichever worker process ran the test."""
 
     def report(name: str, text: str) -> None:
-        figures.append(f"{name}: {text}")
+        record_property(FIGURE_PROPERTY, f"{name}: {text}")
 
     return report
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    figures = terminalreporter.config.stash.get(FIGURES, [])
-    if figures:
-        terminalreporter.section("reliability figures")
-        for line in figures:
-            terminalreporter.write_line(line)

@@ -31,7 +31,7 @@ from app.artifact import (
 )
 from app.signing import SIGNATURE_FILE, generate_key_pair, load_private_key, sign_version
 from tests.robustness.versions import read_metadata, update_hash, write_metadata
-from tests.support import MODEL_NAME, train_small_model
+from tests.support import MODEL_NAME, trained_once
 
 MetadataChange = Callable[[Metadata], Metadata]
 # The label the poisoned network always turns on.
@@ -121,11 +121,5 @@ def raise_a_threshold(version: Path) -> None:
 def wider_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Version 1 of a model trained by the real CLI on 8 features and 4 labels (not 10 and 3);
     trained once per test session, in seconds (few epochs, no cross-validation)."""
-    root = tmp_path_factory.getbasetemp() / "wider-model"
-    version = version_path(root, MODEL_NAME, 1)
-    if not version.is_dir():
-        train_small_model(
-            root,
-            *("--n-features", "8", "--n-classes", "4", "--epochs", "3", "--no-cv"),
-        )
-    return version
+    arguments = ("--n-features", "8", "--n-classes", "4", "--epochs", "3", "--no-cv")
+    return version_path(trained_once(tmp_path_factory, "wider-model", *arguments), MODEL_NAME, 1)

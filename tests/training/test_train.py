@@ -312,10 +312,17 @@ def run_in_terminal(command: list[str], env: dict[str, str]) -> str:
 TENSORFLOW_CHATTER = ["absl::InitializeLog", "cpu_feature_guard", "oneDNN", "I0000 "]
 
 
+def chatty_tensorflow_environment() -> dict[str, str]:
+    """The environment with TensorFlow at its chattiest on any x86 CPU: oneDNN's custom
+    operations forced on (on some CPUs they are on by default, and TensorFlow then announces
+    them on every import), and no log level of ours."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**env, "TF_ENABLE_ONEDNN_OPTS": "1"}
+
+
 def test_on_a_terminal_the_bar_shows_and_tensorflow_stays_quiet_in_every_worker(
     tmp_path: Path,
 ) -> None:
-    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
     output = run_in_terminal(
         [
             sys.executable,
@@ -324,10 +331,28 @@ def test_on_a_terminal_the_bar_shows_and_tensorflow_stays_quiet_in_every_worker(
             *("--epochs", "2", "--folds", "2", "--repeats", "1", "--jobs", "2"),
             *("--no-baselines", "--output", str(tmp_path)),
         ],
-        env,
+        chatty_tensorflow_environment(),
     )
     assert "split 2/2  subset accuracy" in output
     assert "cross-validation:" in output  # tqdm's bar, drawn only on a terminal
     assert "mean subset accuracy" in output
     for chatter in TENSORFLOW_CHATTER:
         assert chatter not in output
+
+
+def test_the_selection_help_is_quiet_and_needs_no_tensorflow() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "training.select", "--help"],
+        env=chatty_tensorflow_environment(),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("usage: python -m training.select")
+    imported = [line.split("|")[-1].strip() for line in completed.stderr.splitlines()]
+    assert "tensorflow" not in imported  # -X importtime lists every module imported
+    messages = [line for line in completed.stderr.splitlines() if not line.startswith("import ")]
+    for chatter in TENSORFLOW_CHATTER:
+        assert not [line for line in messages if chatter in line], messages
