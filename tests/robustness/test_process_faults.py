@@ -111,7 +111,9 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_zero(
     # Requests the server had not read when it stopped are closed, as with any HTTP server;
     # an answer that had started is never cut short and no request hangs.
     assert {o.error for o in report.failures} <= {REFUSED, CLOSED}
-    assert exited_after < GRACEFUL_SECONDS
+    # It stopped of itself once the held requests were answered, not when uvicorn's graceful
+    # period ran out and cancelled what was left (which it would have logged).
+    assert "timeout graceful shutdown exceeded" not in server.log()
     assert exit_code == 0, server.log()
 
 
