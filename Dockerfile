@@ -7,8 +7,8 @@
 #                default model in /models: compose's one-shot `trainer` service
 #   runtime      (the default target) that venv and the default model: no TensorFlow, no training
 #                code, no compilers, no pip in the venv; runs as uid 10001
-#   docker build -t multilabel-service .
-#   docker build --target trainer -t multilabel-trainer .
+#   docker build -t multilabel-service:0.1.0 .
+#   docker build --target trainer -t multilabel-trainer:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS model
@@ -49,11 +49,14 @@ RUN cd /opt/venv/lib/python3*/site-packages \
     && find . -depth -type d -name tests -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE} AS trainer
+# UV_COMPILE_BYTECODE: compiled at install, once; with PYTHONDONTWRITEBYTECODE nothing else
+# would, and every start would compile TensorFlow's modules again (measured: docs/deployment.md).
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_NO_CACHE=1 \
     UV_SYSTEM_CERTS=1 \
     UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

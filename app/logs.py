@@ -1,9 +1,10 @@
 """Logging of the service and of uvicorn: one JSON object per line, or text for people.
 
 ``python -m app`` hands ``logging_config(settings)`` to uvicorn, which applies it in every worker
-process before the application starts; ``configure_logging`` applies the same configuration
-when the application is started some other way (``uvicorn app.main:app``) and nothing set
-logging up.
+process before the application starts. ``uvicorn app.main:app --log-config app/logging.json``
+gets the same handler from the file (``settings_handler``) before uvicorn writes its first
+line. ``configure_logging`` runs when the application starts: it sets logging up if nothing
+did, and applies the level setting to the service's own handler however it was installed.
 """
 
 from __future__ import annotations
@@ -164,10 +165,11 @@ class TextFormatter(logging.Formatter):
 
 
 _IN_MESSAGE = frozenset({"method", "path", "status"})
-_FORMATTERS: dict[Format, str] = {
-    "json": f"{__name__}.{JsonFormatter.__name__}",
-    "text": f"{__name__}.{TextFormatter.__name__}",
+_FORMATTER_CLASSES: dict[Format, type[logging.Formatter]] = {
+    "json": JsonFormatter,
+    "text": TextFormatter,
 }
+_FORMATTERS = {name: f"{__name__}.{cls.__name__}" for name, cls in _FORMATTER_CLASSES.items()}
 
 
 def resolve_format(setting: Literal["auto", "json", "text"], stream: IO[str]) -> Format:
@@ -206,9 +208,28 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Apply ``logging_config`` unless logging is already set up (by ``python -m app``, or by
-    a test harness capturing logs), so that the service's own lines are never lost."""
+    """Apply ``logging_config`` unless logging is already set up, so that the service's own
+    lines are never lost. Set up by the service's own handler alone (``python -m app``, or
+    uvicorn with ``app/logging.json``), the levels follow the settings; set up otherwise (a
+    test harness capturing logs, another configuration), logging is left as it is."""
     lighten_log_records()
-    if logging.getLogger().handlers:
-        return
-    logging.config.dictConfig(logging_config(settings))
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.config.dictConfig(logging_config(settings))
+    elif [type(handler) for handler in root.handlers] == [LoopFlushedStreamHandler]:
+        level = settings.log_level.upper()
+        for logger in (root, logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")):
+            logger.setLevel(level)
+
+
+def settings_handler() -> LoopFlushedStreamHandler:
+    """The service's stderr handler, its format and level from the settings: the factory that
+    ``app/logging.json`` names, so that ``uvicorn --log-config`` writes the service's format
+    from its first line."""
+    from app.config import get_settings  # here: importing this module must stay light
+
+    settings = get_settings()
+    handler = LoopFlushedStreamHandler(sys.stderr)
+    handler.setFormatter(_FORMATTER_CLASSES[resolve_format(settings.log_format, sys.stderr)]())
+    handler.setLevel(settings.log_level.upper())
+    return handler

@@ -35,7 +35,7 @@ from app.logs import configure_logging
 from app.metrics import ServiceMetrics, flush_periodically
 from app.observability import ControlPlaneObservability, RequestObserver
 from app.openapi import install_openapi
-from app.pages import install_pages
+from app.pages import error_page, install_pages
 from app.repository import ModelRepository, watch
 from app.version import SERVICE_VERSION
 
@@ -173,10 +173,14 @@ def _native_error_parts(error: ServiceError) -> tuple[int, bytes, list[tuple[byt
 
 
 def _install_error_handlers(control: FastAPI) -> None:
-    """The control plane's errors, in the native API's one error shape."""
+    """The control plane's errors, in the native API's one error shape (a page for a
+    browser's 401 or 404)."""
 
     async def service_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, ServiceError)
+        page = await error_page(request, error.status_code, error.message, error.headers)
+        if page is not None:  # a browser opening a page: a page that says what to do
+            return page
         status, body, headers = _native_error_parts(error)
         response = Response(body, status_code=status)
         response.raw_headers = [*response.raw_headers, *headers]

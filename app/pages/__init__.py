@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.pages import card, docs, landing
-from app.pages.layout import STATIC_PATH, PageProblem, problem_page
+from app.pages.layout import STATIC_PATH, PageProblem, error_page, problem_page
 
 
 def install_pages(app: FastAPI, *, card_dependencies: Sequence[Any] = ()) -> None:
@@ -33,4 +33,4 @@ def install_pages(app: FastAPI, *, card_dependencies: Sequence[Any] = ()) -> Non
     app.include_router(card.router, dependencies=list(card_dependencies))
 
 
-__all__ = ["install_pages"]
+__all__ = ["error_page", "install_pages"]

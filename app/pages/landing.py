@@ -7,12 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from app.auth import ApiKeys
+from app.config import Settings
 from app.pages.card import card_url
-from app.pages.layout import page, url_prefix
+from app.pages.layout import accept_quality, page, url_prefix
 from app.repository import ModelRepository
-
-JSON_MEDIA_TYPE = "application/json"
-HTML_MEDIA_TYPE = "text/html"
 
 # Public paths of the control plane the index points to (each has its own tests).
 LINKS = {
@@ -36,7 +35,8 @@ async def landing(request: Request) -> Response:
     if prefers_json(request.headers.get("accept", "")):
         response: Response = JSONResponse(index)
     else:
-        response = page(request, "landing.html", {"title": request.app.title, "index": index})
+        context = {"title": request.app.title, "index": index, "keyed": keyed_links(request)}
+        response = page(request, "landing.html", context)
     response.headers["Vary"] = "Accept"
     return response
 
@@ -70,22 +70,17 @@ def service_index(request: Request) -> dict[str, Any]:
     }
 
 
+def keyed_links(request: Request) -> set[str]:
+    """The links of the index that need an API key (none when keys are off): the page marks
+    them, since a browser opening one gets the page that says how to send a key."""
+    api_keys: ApiKeys = request.app.state.api_keys
+    if not api_keys.enabled:
+        return set()
+    settings: Settings = request.app.state.settings
+    return {"model_card", "metadata", *(["metrics"] if settings.metrics_require_key else [])}
+
+
 def prefers_json(accept: str) -> bool:
     """Whether an Accept header ranks JSON above HTML; browsers, ``*/*`` and none get HTML."""
-    quality = {HTML_MEDIA_TYPE: 0.0, JSON_MEDIA_TYPE: 0.0}
-    for item in accept.split(","):
-        media_type, *parameters = (part.strip() for part in item.split(";"))
-        if media_type.lower() in quality:
-            quality[media_type.lower()] = _quality(parameters)
-    return quality[JSON_MEDIA_TYPE] > quality[HTML_MEDIA_TYPE]
-
-
-def _quality(parameters: list[str]) -> float:
-    for parameter in parameters:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 1.0
+    html, json = accept_quality(accept)
+    return json > html

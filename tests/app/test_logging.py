@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.logs import JsonFormatter, TextFormatter, logging_config, resolve_format
 from app.main import Service, create_app
-from tests.support import MODEL_NAME, REFERENCE_INPUTS, running_server
+from tests.support import MODEL_NAME, REFERENCE_INPUTS, REPO_ROOT, free_port, running_server
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 JSON = {"content-type": "application/json"}
@@ -197,14 +198,36 @@ def test_uvicorn_access_lines_are_switched_off() -> None:
     assert config["loggers"]["uvicorn.access"] == {"handlers": [], "propagate": False}
 
 
-def _served_lines(tmp_path: Path, trained_repository: Path, **env: str) -> list[str]:
+# The documented ways to start the service; each must log JSON from its first line.
+LOG_CONFIG = "app/logging.json"  # relative to the repository root, as documented
+
+
+def _command(way: str, port: int) -> list[str]:
+    if way == "python -m app":
+        return [sys.executable, "-m", "app"]
+    if way == "multilabel-serve":
+        return [str(Path(sys.executable).with_name("multilabel-serve"))]
+    assert way == "uvicorn --log-config"
+    uvicorn = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    return [*uvicorn, "--log-config", LOG_CONFIG]
+
+
+WAYS = ["python -m app", "multilabel-serve", "uvicorn --log-config"]
+
+
+def _served_lines(
+    tmp_path: Path, trained_repository: Path, way: str = "python -m app", **env: str
+) -> list[str]:
     """Start a real server, send three requests with known ids, stop it, return its log."""
     settings = {
         "MULTILABEL_MODEL_DIR": str(trained_repository),
         "MULTILABEL_POLL_INTERVAL": "0",
         **env,
     }
-    with running_server(settings, tmp_path / "server.log") as server:
+    port = free_port()
+    with running_server(
+        settings, tmp_path / "server.log", command=_command(way, port), port=port
+    ) as server:
         for request_id in ("first", "second", "third"):
             httpx.post(
                 server.base_url + "/predict",
@@ -214,10 +237,12 @@ def _served_lines(tmp_path: Path, trained_repository: Path, **env: str) -> list[
     return [line for line in server.log().splitlines() if line.strip()]
 
 
-def test_a_served_process_logs_json_lines_one_per_request_and_its_own_events(
-    tmp_path: Path, trained_repository: Path
+@pytest.mark.parametrize("way", WAYS)
+def test_a_served_process_logs_json_from_its_first_line_one_per_request_and_its_own_events(
+    tmp_path: Path, trained_repository: Path, way: str
 ) -> None:
-    lines = [json.loads(line) for line in _served_lines(tmp_path, trained_repository)]
+    lines = [json.loads(line) for line in _served_lines(tmp_path, trained_repository, way)]
+    assert lines[0]["message"].startswith("Started server process")
     access = [line for line in lines if line["logger"] == "app.access"]
     sent = [line for line in access if line["request_id"] in ("first", "second", "third")]
     assert [line["request_id"] for line in sent] == ["first", "second", "third"]
@@ -228,8 +253,17 @@ def test_a_served_process_logs_json_lines_one_per_request_and_its_own_events(
     assert not [line for line in lines if line["logger"] == "uvicorn.access"]
 
 
+@pytest.mark.parametrize("way", ["python -m app", "uvicorn --log-config"])
 def test_the_log_level_setting_silences_the_request_lines(
-    tmp_path: Path, trained_repository: Path
+    tmp_path: Path, trained_repository: Path, way: str
 ) -> None:
-    lines = _served_lines(tmp_path, trained_repository, MULTILABEL_LOG_LEVEL="warning")
-    assert not [line for line in lines if '"app.access"' in line or "first" in line]
+    lines = _served_lines(tmp_path, trained_repository, way, MULTILABEL_LOG_LEVEL="warning")
+    assert not [line for line in lines if json.loads(line)["level"] in ("debug", "info")]
+
+
+def test_the_documented_log_config_keeps_uvicorns_access_lines_off() -> None:
+    """``app/logging.json`` routes uvicorn's loggers as ``logging_config`` does."""
+    from_file = json.loads((REPO_ROOT / LOG_CONFIG).read_text())
+    loggers = logging_config(Settings())["loggers"]
+    assert from_file["loggers"]["uvicorn.access"] == loggers["uvicorn.access"]
+    assert from_file["loggers"]["uvicorn"]["propagate"] is True

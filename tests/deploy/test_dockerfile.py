@@ -115,6 +115,9 @@ def test_each_installing_stage_installs_its_locked_set_with_hashes_checked(
     assert all("--require-hashes" in words for words in from_files)
     # Nothing beyond what the lock names: the project itself goes in without dependencies too.
     assert all("--no-deps" in words for words in installs)
+    # Compiled once at install: where PYTHONDONTWRITEBYTECODE is set, every start would
+    # compile the imported modules again (TensorFlow's, in the trainer).
+    assert _stage(stage).env()["UV_COMPILE_BYTECODE"] == "1"
 
 
 def test_the_runtime_stage_is_slim_python_3_11() -> None:

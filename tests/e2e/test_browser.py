@@ -1,8 +1,9 @@
-"""The pages in a real browser (headless Chromium) against a real server on the session model.
+"""The pages in a real browser (headless Chromium) against a real server on the committed
+default model (``models/``, what a user of the repository gets; the server only reads it).
 
 Each test loads a page, waits until the page's own script has rendered it, checks what a
 person would see, and checks that the browser sent no request to any other host. With
-``SCREENSHOTS_DIR=docs/screenshots`` the same run saves the README's screenshots.
+``SCREENSHOTS_DIR=docs/screenshots`` the same run saves the screenshots of docs/pages.md.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from tests.e2e.browser import (
     start_browser,
     take_traffic,
 )
-from tests.support import MODEL_NAME, ServerProcess, running_server
+from tests.support import MODEL_NAME, REPO_ROOT, ServerProcess, running_server
+
+DEFAULT_MODELS = REPO_ROOT / "models"
+API_KEY = "browser-test-key"
 
 # Waits are generous (a busy 2-core CI machine), and every test is bounded as a whole (its
 # fixtures are not: the first to need the session model trains it).
@@ -56,20 +60,38 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         driver.quit()
 
 
-@pytest.fixture(scope="module")
-def server(
-    trained_repository: Path, tmp_path_factory: pytest.TempPathFactory
+def serve_default_model(
+    tmp_path_factory: pytest.TempPathFactory, **settings: str
 ) -> Iterator[ServerProcess]:
-    """``python -m app`` on the session's trained model (which it only reads)."""
+    """``python -m app`` on the committed default model, which it only reads."""
     env = {
-        "MULTILABEL_MODEL_DIR": str(trained_repository),
+        "MULTILABEL_MODEL_DIR": str(DEFAULT_MODELS),
         "MULTILABEL_MODEL_NAME": MODEL_NAME,
         "MULTILABEL_POLL_INTERVAL": "0",
         "MULTILABEL_LOG_LEVEL": "warning",
+        **settings,
     }
     log = tmp_path_factory.mktemp("browser-server") / "server.log"
     with running_server(env, log, ready_path="/health/ready") as process:
         yield process
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from serve_default_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The same with API keys on (started only for the tests that need it)."""
+    yield from serve_default_model(tmp_path_factory, MULTILABEL_API_KEYS=API_KEY)
+
+
+@pytest.fixture(scope="module")
+def default_version() -> Path:
+    """The version directory the server serves: the newest committed one."""
+    versions = (DEFAULT_MODELS / MODEL_NAME).iterdir()
+    return max((path for path in versions if path.name.isdecimal()), key=lambda p: int(p.name))
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +158,7 @@ def test_try_it_out_on_predict_sends_the_documented_example_and_shows_the_answer
         within(block, ".live-responses-table tbody .response-col_description pre").text
     )
     assert status.text.strip() == "200"
-    # The documented shape, with the session model's values: what /predict answers the body.
+    # The documented shape, with the served model's values: what /predict answers the body.
     response_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     Draft202012Validator({**response_schema, "components": openapi["components"]}).validate(answer)
     assert answer == httpx.post(server.base_url + "/predict", json=sent).json()
@@ -201,9 +223,9 @@ def test_redoc_renders_every_operation(
 
 
 def test_the_card_page_shows_every_plot(
-    browser: WebDriver, server: ServerProcess, trained_version: Path
+    browser: WebDriver, server: ServerProcess, default_version: Path
 ) -> None:
-    plots = sorted(path.name for path in trained_version.glob("*.png"))
+    plots = sorted(path.name for path in default_version.glob("*.png"))
     assert len(plots) >= 5
     visit(browser, f"{server.base_url}/models/{MODEL_NAME}/card")
     loaded = "return Array.from(document.images).every(image => image.complete)"
@@ -223,11 +245,14 @@ def test_the_card_page_shows_every_plot(
     assert (traffic.blocked, traffic.console_errors) == ([], [])
 
 
-def test_every_link_of_the_landing_page_resolves(browser: WebDriver, server: ServerProcess) -> None:
+def test_every_link_of_the_landing_page_resolves(
+    browser: WebDriver, server: ServerProcess, default_version: Path
+) -> None:
     visit(browser, server.base_url + "/")
     heading = browser.find_element(By.TAG_NAME, "h1").text
     assert heading == httpx.get(server.base_url + "/openapi.json").json()["info"]["title"]
-    assert "serving multilabel version 1" in browser.find_element(By.CSS_SELECTOR, ".status").text
+    status = browser.find_element(By.CSS_SELECTOR, ".status").text
+    assert f"serving multilabel version {default_version.name}" in status
     # As the browser resolved them (absolute URLs), not as the HTML spells them.
     links = [a.get_property("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href]")]
     assert len(links) >= 9
@@ -237,3 +262,41 @@ def test_every_link_of_the_landing_page_resolves(browser: WebDriver, server: Ser
     for link in links:
         assert origin_of(str(link)) == origin_of(server.base_url), link
         assert httpx.get(str(link)).status_code == 200, link
+
+
+def test_with_api_keys_a_page_that_needs_one_explains_how_to_send_it(
+    browser: WebDriver, keyed_server: ServerProcess
+) -> None:
+    visit(browser, keyed_server.base_url + "/")
+    card_link = browser.find_element(By.PARTIAL_LINK_TEXT, "Model card")
+    marked = card_link.find_element(By.XPATH, "..").text
+    assert "(API key)" in marked
+    card_link.click()
+    wait(browser).until(lambda driver: driver.find_elements(By.TAG_NAME, "h1"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "API key needed"
+    command = browser.find_element(By.CSS_SELECTOR, "pre code").text
+    card_url = f"{keyed_server.base_url}/models/{MODEL_NAME}/card"
+    assert command == f"curl -H 'Authorization: Bearer <your key>' '{card_url}'"
+    assert API_KEY not in browser.page_source
+    save_screenshot(browser, "api-key-needed")
+    traffic = assert_only_the_service_was_contacted(browser, keyed_server)
+    assert traffic.blocked == []
+    # The 401 itself is the only thing the console reports.
+    assert all("401" in error for error in traffic.console_errors), traffic.console_errors
+    # The key opens the page: the same URL, with the header a client would send.
+    answer = httpx.get(
+        browser.current_url, headers={"authorization": f"Bearer {API_KEY}", "accept": "text/html"}
+    )
+    assert answer.status_code == 200
+
+
+def test_a_mistyped_url_gets_a_page_that_leads_back(
+    browser: WebDriver, server: ServerProcess
+) -> None:
+    visit(browser, server.base_url + "/model-card")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Page not found"
+    browser.find_element(By.LINK_TEXT, "Back to the service's home page").click()
+    wait(browser).until(lambda driver: driver.current_url == server.base_url + "/")
+    assert browser.find_elements(By.CSS_SELECTOR, ".status")
+    traffic = assert_only_the_service_was_contacted(browser, server)
+    assert traffic.blocked == []

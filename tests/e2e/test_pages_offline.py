@@ -33,7 +33,10 @@ START_PAGES = [
     f"/models/{MODEL_NAME}/card",
     f"/models/{MODEL_NAME}/versions/1/card",
 ]
-PROBLEM_PAGE = f"/models/{MODEL_NAME}/versions/99/card"  # a 404 page: its links must work too
+# 404 pages (a version not loaded; a URL that serves nothing): their links must work too.
+PROBLEM_PAGES = [f"/models/{MODEL_NAME}/versions/99/card", "/no-such-page"]
+# The crawler fetches as a browser navigates, asking for HTML first.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _CSS_URL = re.compile(r"""url\(\s*["']?([^"')]+?)["']?\s*\)|@import\s+["']([^"']+)["']""")
 
 
@@ -67,7 +70,8 @@ class Crawl:
 
     def fetch(self, public_path: str) -> httpx.Response:
         """As through the proxy: the prefix is stripped before the request reaches us."""
-        return httpx.get(self.server.base_url + public_path[len(self.prefix) :], timeout=10)
+        url = self.server.base_url + public_path[len(self.prefix) :]
+        return httpx.get(url, headers={"accept": BROWSER_ACCEPT}, timeout=10)
 
 
 def references(response: httpx.Response) -> list[str]:
@@ -111,7 +115,7 @@ def crawl(
     command = server_command(prefix)
     with running_server(env, log, command=command, ready_path="/health/ready") as server:
         result = Crawl(prefix, server)
-        result.run([*START_PAGES, PROBLEM_PAGE])
+        result.run([*START_PAGES, *PROBLEM_PAGES])
         yield result
 
 
@@ -125,14 +129,16 @@ def test_every_reference_stays_under_the_services_path_prefix(crawl: Crawl) -> N
 
 
 def test_every_reference_answers(crawl: Crawl) -> None:
-    problem = crawl.prefix + PROBLEM_PAGE
+    problems = [crawl.prefix + page for page in PROBLEM_PAGES]
     failed = {
         path: response.status_code
         for path, response in crawl.fetched.items()
-        if response.status_code != 200 and path != problem
+        if response.status_code != 200 and path not in problems
     }
     assert failed == {}
-    assert crawl.fetched[problem].status_code == 404
+    for problem in problems:
+        assert crawl.fetched[problem].status_code == 404
+        assert crawl.fetched[problem].headers["content-type"].startswith("text/html")
 
 
 def test_the_pages_reach_the_docs_assets_the_plots_and_every_endpoint_they_name(

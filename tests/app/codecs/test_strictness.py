@@ -3,7 +3,8 @@
 Each case is one thing wrong with a request (or one thing that looks wrong and is accepted),
 with, for each protocol, how that case is written on its wire and the verdict: the status,
 and where the error says it, the row and the field. A case that cannot be written on a
-protocol's wire says why instead. The same list renders the README's strictness table:
+protocol's wire says why instead. The same list renders the strictness table of
+docs/strictness.md:
 ``.venv/bin/python -m tests.app.codecs.test_strictness`` prints it.
 """
 
@@ -901,7 +902,7 @@ def test_every_case_is_written_on_some_protocol_and_named_once() -> None:
 
 
 def render_table() -> str:
-    """The README's strictness table, from CASES."""
+    """The strictness table of docs/strictness.md, from CASES."""
     header = ["case", *(protocol.title for protocol in PROTOCOLS)]
     lines = [_row(header), _row(["---"] * len(header))]
     for case in CASES:
@@ -928,9 +929,9 @@ def _cell(cell: Cell, protocol: Protocol) -> str:
     return f"{cell.wire} → {verdict}"
 
 
-def test_the_readme_holds_exactly_this_table() -> None:
-    """Fails until the table (``python -m tests.app.codecs.test_strictness``) is in the README."""
-    assert render_table() in (REPO_ROOT / "README.md").read_text()
+def test_the_strictness_page_holds_exactly_this_table() -> None:
+    """Fails until the table (``python -m tests.app.codecs.test_strictness``) is in the page."""
+    assert render_table() in (REPO_ROOT / "docs" / "strictness.md").read_text()
 
 
 if __name__ == "__main__":
