@@ -236,7 +236,8 @@ def _reason(error: Exception, version_dir: Path) -> str:
             differences = ast.literal_eval(message.removeprefix(_MISMATCH))
             changes = [_difference(line) for line in differences if isinstance(line, str)]
             return "the files differ from what was signed (" + "; ".join(changes) + ")"
-    return message.replace(f"{version_dir}/", "") or type(error).__name__
+    # cryptography's InvalidSignature says nothing: a corrupt or forged signature.
+    return message.replace(f"{version_dir}/", "") or f"bad signature ({type(error).__name__})"
 
 
 def _difference(line: str) -> str:

@@ -264,7 +264,7 @@ SIGNATURE_REFUSALS = [
             "python -m app.signing sign VERSION_DIR --key DIR/signing-key.pem",
         ),
         (signed_by_another_key, "which is not a trusted key"),
-        (signature_corrupted, "model.sig does not verify (key "),
+        (signature_corrupted, "): bad signature (InvalidSignature)"),
         (metadata_edited, "the files differ from what was signed (metadata.json changed)"),
         (
             network_and_hash_rewritten,

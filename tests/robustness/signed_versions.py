@@ -18,7 +18,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +72,12 @@ def republish(
     *,
     key: SigningKey | None = None,
     change: MetadataChange | None = None,
+    tamper: Callable[[Path], None] | None = None,
 ) -> Path:
     """Publish the files of the version at ``source`` as the next version under ``root``, with
-    its metadata changed by ``change`` and signed by ``key``, exactly as training publishes."""
+    its metadata changed by ``change`` and signed by ``key``, exactly as training publishes;
+    ``tamper`` edits it after signing but before it appears, so a watching server never sees
+    it untampered."""
     with staging_directory(root, MODEL_NAME) as staging:
         for file in source.iterdir():
             if file.name not in (METADATA_FILE, SIGNATURE_FILE, OLD_SIGNATURE_FILE):
@@ -83,8 +85,14 @@ def republish(
         metadata = Metadata.model_validate_json((source / METADATA_FILE).read_bytes())
         if change is not None:
             metadata = change(metadata)
-        sign = None if key is None else partial(sign_version, key=key)
-        return publish(staging, metadata, before_rename=sign)
+
+        def sign_then_tamper(version: Path) -> None:
+            if key is not None:
+                sign_version(version, key)
+            if tamper is not None:
+                tamper(version)
+
+        return publish(staging, metadata, before_rename=sign_then_tamper)
 
 
 def rename_features(metadata: Metadata) -> Metadata:
@@ -188,34 +196,12 @@ class CertificateAuthority:
 def certificate_authority(directory: Path, name: str = "Model CA") -> CertificateAuthority:
     """A root and a code-signing certificate for EC P-256, as a company's PKI would issue."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    root = (
-        x509.CertificateBuilder()
-        .subject_name(root_name)
-        .issuer_name(root_name)
-        .public_key(root_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_key_usage(certificate_signing=True), critical=True)
-        .sign(root_key, hashes.SHA256())
-    )
+    root = _certificate(root_name, root_key.public_key(), root_name, root_key, authority=True)
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "training pipeline")]))
-        .issuer_name(root_name)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(certificate_signing=False), critical=True)
-        .sign(root_key, hashes.SHA256())
-    )
+    leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "training pipeline")])
+    leaf = _certificate(leaf_name, leaf_key.public_key(), root_name, root_key, authority=False)
     paths = CertificateAuthority(
         directory / "root.pem", directory / "signing.crt.pem", directory / "signing.key"
     )
@@ -231,17 +217,38 @@ def certificate_authority(directory: Path, name: str = "Model CA") -> Certificat
     return paths
 
 
-def _key_usage(*, certificate_signing: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not certificate_signing,
+def _certificate(
+    subject: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    authority: bool,
+) -> x509.Certificate:
+    """A certificate valid from a day ago: a CA's (signs certificates) or a signer's."""
+    now = datetime.datetime.now(datetime.UTC)
+    usage = x509.KeyUsage(
+        digital_signature=not authority,
         content_commitment=False,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=certificate_signing,
-        crl_sign=certificate_signing,
+        key_cert_sign=authority,
+        crl_sign=authority,
         encipher_only=False,
         decipher_only=False,
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=authority, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(issuer_key, hashes.SHA256())
     )
 
 

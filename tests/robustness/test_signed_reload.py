@@ -72,7 +72,9 @@ def test_only_versions_signed_by_a_trusted_key_are_hot_loaded(
     bad_versions: list[tuple[Callable[[], object], str]] = [
         (lambda: republish(repository, first_version(repository)), "is not signed"),
         (
-            lambda: poison_network(republish(repository, first_version(repository), key=key)),
+            lambda: republish(
+                repository, first_version(repository), key=key, tamper=poison_network
+            ),
             "the files differ from what was signed (metadata.json changed; model.onnx changed)",
         ),
         (
@@ -80,11 +82,13 @@ def test_only_versions_signed_by_a_trusted_key_are_hot_loaded(
             "which is not a trusted key",
         ),
         (
-            lambda: corrupt_signature(republish(repository, first_version(repository), key=key)),
+            lambda: republish(
+                repository, first_version(repository), key=key, tamper=corrupt_signature
+            ),
             "model.sig does not verify (key ",
         ),
         (
-            lambda: sign_in_old_format(republish(repository, first_version(repository))),
+            lambda: republish(repository, first_version(repository), tamper=sign_in_old_format),
             "signed in the old format (metadata.json.sig, Ed25519)",
         ),
         (
