@@ -120,9 +120,7 @@ def load_private_key(path: Path) -> SigningKey:
         ) from error
     except (ValueError, UnsupportedAlgorithm) as error:
         raise KeyFileError(f"signing key {path} is not a PEM private key") from error
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise KeyFileError(f"signing key {path} {_not_supported(key)}")
-    if key.curve.name not in SUPPORTED_CURVES:
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in SUPPORTED_CURVES:
         raise KeyFileError(f"signing key {path} {_not_supported(key)}")
     config = signing.Config().use_elliptic_key_signer(private_key=path)
     config.set_hashing_config(hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE]))
