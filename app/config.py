@@ -114,8 +114,8 @@ class Settings(BaseSettings):
     """Whether ``/metrics`` also needs an API key when keys are configured."""
 
     trusted_keys: Path | None = None
-    """A PEM file of Ed25519 public keys, or a directory of ``*.pem`` files. When set, a model
-    version is served only if its signature verifies with one of them."""
+    """An EC public key (PEM), or a directory of ``*.pem`` files: public keys, and certificates
+    of PKI roots. When set, a version is served only if its OpenSSF signature verifies."""
 
     allow_schema_change: bool = False
     """Whether hot reload may serve a version whose features or labels (names, order, count)

@@ -8,8 +8,10 @@ A version that fails to load is rejected (a log line and a ``rejected`` event) a
 already served stay served. It is tried again only once its files change, so a version that
 was still being copied in is picked up when the copy completes.
 
-Two checks come on top of the artifact's own (file hashes, parity), both refusing the same way:
+Three checks come on top of the artifact's own (file hashes, parity), all refusing the same way:
 
+- a version whose ``metadata.json`` names another model is refused: it would answer under that
+  name, which no route serves;
 - with trusted keys, a version is loaded only if its signature verifies (``app.signing``): the
   hashes catch corruption, the signature catches whoever rewrote a file and its hash;
 - a version whose features or labels (names, order, count) differ from the served version's is
@@ -30,13 +32,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-from app.artifact import ArtifactError, list_versions, version_path
+from app.artifact import METADATA_FILE, ArtifactError, list_versions, version_path
 from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady, shown_name
 from app.inference import Model
 
-if TYPE_CHECKING:  # app.signing imports cryptography: only when signatures are checked
-    from app.signing import TrustedKeys
+if TYPE_CHECKING:  # app.signing imports model-signing (~1 s): only when signatures are checked
+    from app.signing import Trust
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +119,11 @@ class ModelRepository:
         *,
         max_versions: int = 2,
         on_event: EventListener = lambda event, version: None,
-        trusted_keys: TrustedKeys | None = None,
+        trusted_keys: Trust | None = None,
         allow_schema_change: bool = False,
     ):
-        """``trusted_keys``: when given, only versions signed by one of them are loaded."""
+        """``trusted_keys``: when given, only versions signed by one of them (or by a
+        certificate that chains to one of its roots) are loaded."""
         self.root = root
         self.name = name
         self._loader = loader
@@ -157,7 +160,7 @@ class ModelRepository:
             logger.info(
                 "serving only versions of %s signed by a trusted key: %s",
                 settings.model_name,
-                ", ".join(trusted_keys),
+                trusted_keys.describe(),
             )
         return cls(
             settings.model_dir,
@@ -283,14 +286,21 @@ class ModelRepository:
         return None
 
     def _load_checked(self, path: Path) -> Model:
-        """The loader's model, from a verified private copy when signatures are required."""
+        """The loader's model, from a verified private copy when signatures are required,
+        provided its metadata names this repository's model."""
         if self._trusted_keys is None:
-            return self._loader(path)
-        from app.signing import verified_copy
+            model = self._loader(path)
+        else:
+            from app.signing import verified_copy
 
-        with verified_copy(path, self._trusted_keys) as (copy, signed):
-            model = self._loader(copy)
-        logger.info("%s version %s is signed by key %s", self.name, path.name, signed.key_id)
+            with verified_copy(path, self._trusted_keys) as (copy, signed):
+                model = self._loader(copy)
+            logger.info("%s version %s is signed by %s", self.name, path.name, signed.signer)
+        if model.metadata.name != self.name:
+            raise ArtifactError(
+                f"{METADATA_FILE} names model {shown_name(model.metadata.name)}, not "
+                f"{self.name!r}: a version of another model"
+            )
         return model
 
     def _incompatibility(self, model: Model, reference: Model | None) -> str | None:

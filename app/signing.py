@@ -1,26 +1,28 @@
-"""Signed model versions: an Ed25519 signature over ``metadata.json``, and checking it.
+"""Signed model versions in OpenSSF model signing's format, made and checked by its library.
 
-``metadata.json`` holds the SHA-256 of every other file of a version, so a signature over its
-exact bytes covers the whole version. The signature is a small JSON file beside it,
-``metadata.json.sig``::
+A signed version holds ``model.sig``: a Sigstore bundle whose in-toto statement lists the
+SHA-256 of every other file of the version directory, signed with an EC key (or a key whose
+certificate chains to a trusted root). ``model-signing`` (sigstore/model-transparency) writes
+and verifies it; this module only chooses the key, places the file, and turns the library's
+failures into one-line reasons. The stock CLI makes and checks the same file::
 
-    {"format": 1,
-     "algorithm": "ed25519",
-     "key_id": "<hex SHA-256 of the signer's raw 32-byte public key>",
-     "metadata_sha256": "<hex SHA-256 of the metadata.json that was signed>",
-     "signature": "<base64 of the 64-byte Ed25519 signature of metadata.json's bytes>"}
+    model_signing sign key VERSION_DIR --private_key KEY.pem --signature VERSION_DIR/model.sig
+    model_signing verify key VERSION_DIR --public_key KEY.pub.pem --signature VERSION_DIR/model.sig
 
-``metadata_sha256`` only lets a refusal say why (metadata changed after signing, or a corrupt
-signature); whether a version is accepted rests on the signature alone.
+The signature lives inside the version directory, so training writes it into the staging
+directory before the rename that publishes the version (a server sees the version and its
+signature appear together), and it is left out of what it signs by name.
 
-Operators: ``python -m app.signing generate --out DIR`` makes a key pair, ``sign`` signs an
-already published version, ``verify`` checks a version's signature and file hashes.
+Operators: ``python -m app.signing generate --out DIR`` makes an EC P-256 key pair, ``sign``
+signs an already published version, ``verify`` checks a version as the service does.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -33,59 +35,82 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric import ec
+from model_signing import hashing, signing, verifying
 
-from app.artifact import METADATA_FILE, ArtifactError, read_artifact
+from app.artifact import ArtifactError, read_artifact
 
-SIGNATURE_FILE = METADATA_FILE + ".sig"
-SIGNATURE_FORMAT = 1
-ALGORITHM = "ed25519"
+SIGNATURE_FILE = "model.sig"  # the stock CLI's default name
+OLD_SIGNATURE_FILE = "metadata.json.sig"  # this service's own Ed25519 format, before
 PRIVATE_KEY_FILE = "signing-key.pem"
 PUBLIC_KEY_FILE = "signing-key.pub.pem"
-_SIGNATURE_FILE_LIMIT = 64 * 1024
+# The curves the library signs and verifies with (it refuses any other key).
+SUPPORTED_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+_BUNDLE_LIMIT = 4 * 1024 * 1024  # a bundle is ~150 bytes per file; this is far past any version
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
-
-# Key id (hex SHA-256 of the raw public key) → key; read-only once loaded.
-TrustedKeys = Mapping[str, Ed25519PublicKey]
+_NEW_KEY_PAIR = "python -m app.signing generate --out DIR"
+# How the library words a file that differs from the signed statement (model-signing 1.1):
+# "Signature mismatch: " and a Python list of one line per file.
+_MISMATCH = "Signature mismatch: "
+_CHANGED_FILE = re.compile(r"Hash mismatch for '(.*)': Expected ", re.DOTALL)
+_EXTRA_OR_MISSING = re.compile(r"(Extra|Missing) files (?:found )?in model '.*?': (.*)", re.DOTALL)
 
 
 class KeyFileError(Exception):
-    """A key file cannot be used (missing, unreadable, not PEM, not Ed25519); says which, why."""
+    """A key or certificate file cannot be used (missing, unreadable, not PEM, not an EC key
+    the library takes); the message says which file and why."""
 
 
 class SignatureError(ArtifactError):
-    """A version is unsigned, signed by an untrusted key, or its signature does not verify."""
+    """A version is unsigned, signed by an untrusted key, or not as it was signed."""
 
 
 @dataclass(frozen=True)
-class _Signature:
-    """The fields of ``metadata.json.sig``, the signature decoded."""
+class Trust:
+    """What ``MULTILABEL_TRUSTED_KEYS`` holds: EC public keys by key id, each in its own PEM
+    file (the library reads keys from files), and the certificates of PKI roots."""
+
+    keys: Mapping[str, Path]
+    certificates: tuple[Path, ...] = ()
+
+    def describe(self) -> str:
+        """The trusted keys and roots, for the start-up log line."""
+        roots = [f"certificates in {path}" for path in self.certificates]
+        return ", ".join([*(f"key {key}" for key in self.keys), *roots])
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key the library can sign with, and the id of its public key."""
 
     key_id: str
-    metadata_sha256: str
-    signature: bytes
+    config: signing.Config
 
 
 @dataclass(frozen=True)
 class Verified:
-    """What a valid signature vouches for: these exact ``metadata.json`` bytes, by this key."""
+    """Who vouched for a version: ``key <id>`` or ``certificate <subject>``."""
 
-    key_id: str
-    metadata: bytes
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """The hex SHA-256 of the raw 32-byte public key: names a key in files and logs."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
+    signer: str
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """The unencrypted Ed25519 private key in a PEM file; KeyFileError says what is wrong."""
+def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    """The hex SHA-256 of the public key's PEM: the hint the library writes into a bundle
+    (``verificationMaterial.publicKey.hint``), so a bundle names the key that signed it."""
+    pem = public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(pem).hexdigest()
+
+
+def load_private_key(path: Path) -> SigningKey:
+    """The unencrypted EC private key in a PEM file; KeyFileError says what is wrong."""
     data = _read_key_file(path, "signing key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -95,76 +120,99 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
         ) from error
     except (ValueError, UnsupportedAlgorithm) as error:
         raise KeyFileError(f"signing key {path} is not a PEM private key") from error
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"signing key {path} is not an Ed25519 key ({_kind(key)})")
-    return key
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in SUPPORTED_CURVES:
+        raise KeyFileError(f"signing key {path} {_not_supported(key)}")
+    config = signing.Config().use_elliptic_key_signer(private_key=path)
+    config.set_hashing_config(hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE]))
+    return SigningKey(key_id=key_id(key.public_key()), config=config)
 
 
-def load_trusted_keys(path: Path) -> TrustedKeys:
-    """The Ed25519 public keys of a PEM file (one or more keys), or of every ``*.pem`` file of
-    a directory. Any unusable file or key is a KeyFileError: a trust setting is never half
-    applied."""
+def load_trusted_keys(path: Path) -> Trust:
+    """The EC public keys and root certificates in a PEM file, or in the ``*.pem`` files of a
+    directory. A file holds one public key, or certificates (a CA bundle). Any unusable file
+    is a KeyFileError: a trust setting is never half applied."""
     if path.is_dir():
         files = sorted(path.glob("*.pem"))
         if not files:
             raise KeyFileError(f"trusted keys directory {path} holds no *.pem file")
     else:
         files = [path]
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, Path] = {}
+    certificates = []
     for file in files:
-        for key in _public_keys_in(file):
-            keys[key_id(key)] = key
-    return MappingProxyType(keys)
+        key = _trusted_material_in(file)
+        if key is None:
+            certificates.append(file)
+        else:
+            keys[key_id(key)] = file
+    return Trust(keys=MappingProxyType(keys), certificates=tuple(certificates))
 
 
-def sign_version(version_dir: Path, private_key: Ed25519PrivateKey) -> None:
-    """Write ``metadata.json.sig``: the signature of the version's ``metadata.json`` bytes."""
-    metadata = (version_dir / METADATA_FILE).read_bytes()
-    document = {
-        "format": SIGNATURE_FORMAT,
-        "algorithm": ALGORITHM,
-        "key_id": key_id(private_key.public_key()),
-        "metadata_sha256": hashlib.sha256(metadata).hexdigest(),
-        "signature": base64.b64encode(private_key.sign(metadata)).decode("ascii"),
-    }
-    (version_dir / SIGNATURE_FILE).write_text(json.dumps(document, indent=2) + "\n")
+def sign_version(version_dir: Path, key: SigningKey) -> None:
+    """Write the version's ``model.sig`` (the library's bundle over every other file).
 
-
-def verify_version(version_dir: Path, trusted: TrustedKeys) -> Verified:
-    """Check a version's signature against the trusted keys; SignatureError says why not."""
-    document = _read_signature(version_dir)
-    signer = document.key_id
-    public_key = trusted.get(signer)
-    if public_key is None:
-        raise SignatureError(f"signed by key {signer}, which is not a trusted key")
+    The bundle is written under a hidden name first and renamed into place, so a server never
+    reads half of one. A signature in the old format is removed first: it would otherwise be
+    signed as one more file of the version.
+    """
+    (version_dir / OLD_SIGNATURE_FILE).unlink(missing_ok=True)
+    partial = version_dir.parent / f".{version_dir.name}.{SIGNATURE_FILE}.partial"
     try:
-        metadata = (version_dir / METADATA_FILE).read_bytes()
-    except OSError as error:
-        raise SignatureError(f"{METADATA_FILE} is unreadable: {error.strerror}") from error
-    try:
-        public_key.verify(document.signature, metadata)
-    except InvalidSignature:
-        if hashlib.sha256(metadata).hexdigest() != document.metadata_sha256:
+        key.config.sign(version_dir, partial)
+        partial.replace(version_dir / SIGNATURE_FILE)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def verify_version(version_dir: Path, trust: Trust) -> Verified:
+    """Check a version against its ``model.sig`` as the stock CLI's ``verify`` does, with the
+    key the bundle names (or the trusted roots); SignatureError says why it fails."""
+    bundle = _read_bundle(version_dir)
+    material = bundle.get("verificationMaterial")
+    if not isinstance(material, dict):
+        raise SignatureError(f"{SIGNATURE_FILE} is not a Sigstore bundle (no verificationMaterial)")
+    config = verifying.Config()
+    if "publicKey" in material:
+        signer = _trusted_key(material["publicKey"], trust)
+        config.use_elliptic_key_verifier(public_key=trust.keys[signer])
+        verified = Verified(signer=f"key {signer}")
+    elif "x509CertificateChain" in material:
+        if not trust.certificates:
             raise SignatureError(
-                f"{METADATA_FILE} changed after it was signed (key {signer})"
-            ) from None
+                f"{SIGNATURE_FILE} is signed with a certificate, and no trusted keys file holds "
+                "a root certificate"
+            )
+        config.use_certificate_verifier(certificate_chain=trust.certificates)
+        verified = Verified(signer=f"certificate {_leaf_subject(material)}")
+    else:
         raise SignatureError(
-            f"{SIGNATURE_FILE} holds a signature that does not verify with key {signer}"
-        ) from None
-    return Verified(key_id=signer, metadata=metadata)
+            f"{SIGNATURE_FILE} is neither key- nor certificate-signed (a keyless Sigstore "
+            "bundle is checked against an identity and the public transparency log, which this "
+            "service does not reach)"
+        )
+    config.set_hashing_config(hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE]))
+    try:
+        config.verify(version_dir, version_dir / SIGNATURE_FILE)
+    except Exception as error:  # the library fails in many types (ValueError, InvalidSignature,
+        # OpenSSL's X509StoreContextError, KeyError on a malformed bundle): each means "refuse"
+        raise SignatureError(
+            f"{SIGNATURE_FILE} does not verify ({verified.signer}): {_reason(error, version_dir)}"
+        ) from error
+    unsigned = _left_out(version_dir, bundle)
+    if unsigned:
+        raise SignatureError(f"{SIGNATURE_FILE} leaves out {', '.join(unsigned)}")
+    return verified
 
 
 @contextlib.contextmanager
-def verified_copy(version_dir: Path, trusted: TrustedKeys) -> Iterator[tuple[Path, Verified]]:
-    """A private copy of a version to load from, whose ``metadata.json`` is the exact bytes
-    that were verified, beside the files they list (not yet checked against their hashes:
-    the loader does that on the copy). Removed on exit.
+def verified_copy(version_dir: Path, trust: Trust) -> Iterator[tuple[Path, Verified]]:
+    """A private copy of a version, verified: the files the loader reads are the very bytes
+    that were checked. Removed on exit.
 
-    Loading from the copy rather than the version directory closes the window between the
-    checks and the runtime reading the files, in which whoever can write the directory could
-    swap a file.
+    Copying first and checking the copy closes the window between the check and the runtime
+    reading the files, in which whoever can write the version directory could swap a file.
+    Symbolic links are copied as links, which the library refuses.
     """
-    verified = verify_version(version_dir, trusted)
     try:
         scratch = tempfile.TemporaryDirectory(prefix="multilabel-verified-")
     except OSError as error:
@@ -173,72 +221,137 @@ def verified_copy(version_dir: Path, trusted: TrustedKeys) -> Iterator[tuple[Pat
         ) from error
     with scratch as private:
         copy = Path(private, version_dir.name)  # the loader checks the number it is named by
-        copy.mkdir()
-        (copy / METADATA_FILE).write_bytes(verified.metadata)
-        for name in _listed_files(verified.metadata):
-            if Path(name).is_absolute() or ".." in Path(name).parts:
-                continue  # never copied from outside; the loader refuses the listing itself
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):  # the loader says which is missing
-                shutil.copyfile(version_dir / name, copy / name)
-        yield copy, verified
+        shutil.copytree(version_dir, copy, symlinks=True)
+        yield copy, verify_version(copy, trust)
 
 
-def _listed_files(metadata: bytes) -> list[str]:
-    """The file names a signed ``metadata.json`` lists with their hashes (none if unreadable:
-    the loader then says what is wrong with it)."""
-    try:
-        files = json.loads(metadata).get("files")
-    except (ValueError, AttributeError):
-        return []
-    return [name for name in files if isinstance(name, str)] if isinstance(files, dict) else []
+def _reason(error: Exception, version_dir: Path) -> str:
+    """The library's failure in a line: which files differ from what was signed, when that is
+    the failure (its own message spells every digest out as Python bytes)."""
+    message = str(error)
+    if message.startswith(_MISMATCH):
+        with contextlib.suppress(ValueError, SyntaxError):
+            differences = ast.literal_eval(message.removeprefix(_MISMATCH))
+            changes = [_difference(line) for line in differences if isinstance(line, str)]
+            return "the files differ from what was signed (" + "; ".join(changes) + ")"
+    # cryptography's InvalidSignature says nothing: a corrupt or forged signature.
+    return message.replace(f"{version_dir}/", "") or f"bad signature ({type(error).__name__})"
 
 
-def _read_signature(version_dir: Path) -> _Signature:
-    """The version's ``metadata.json.sig``; SignatureError if it is missing or unusable."""
+def _difference(line: str) -> str:
+    if changed := _CHANGED_FILE.match(line):
+        return f"{changed.group(1)} changed"
+    if extra_or_missing := _EXTRA_OR_MISSING.match(line):
+        kind, names = extra_or_missing.groups()
+        return f"{'added' if kind == 'Extra' else 'removed'}: {names}"
+    return line
+
+
+def _read_bundle(version_dir: Path) -> dict[str, Any]:
+    """The version's ``model.sig`` as JSON; SignatureError if missing, too large or not JSON."""
     try:
         with (version_dir / SIGNATURE_FILE).open("rb") as stream:
-            text = stream.read(_SIGNATURE_FILE_LIMIT + 1)  # a real one is under 400 bytes
+            text = stream.read(_BUNDLE_LIMIT + 1)
     except FileNotFoundError:
+        if (version_dir / OLD_SIGNATURE_FILE).exists():
+            raise SignatureError(
+                f"it is signed in the old format ({OLD_SIGNATURE_FILE}, Ed25519), which is no "
+                f"longer accepted: re-sign it with an EC key (`{_NEW_KEY_PAIR}`): "
+                "python -m app.signing sign VERSION_DIR --key DIR/signing-key.pem"
+            ) from None
         raise SignatureError(f"the version is not signed: {SIGNATURE_FILE} is missing") from None
     except OSError as error:
         raise SignatureError(f"{SIGNATURE_FILE} is unreadable: {error.strerror}") from error
     try:
-        if len(text) > _SIGNATURE_FILE_LIMIT:
+        if len(text) > _BUNDLE_LIMIT:
             raise ValueError("too large")
-        document = json.loads(text)
-        if document.get("format") != SIGNATURE_FORMAT or document.get("algorithm") != ALGORITHM:
-            raise ValueError("unsupported format or algorithm")
-        signer, digest = document["key_id"], document["metadata_sha256"]
-        # Both are echoed in logs: only ever as the hex digests they must be.
-        if not (_HEX_DIGEST.fullmatch(signer) and _HEX_DIGEST.fullmatch(digest)):
-            raise ValueError("key_id and metadata_sha256 must be hex SHA-256 digests")
-        signature = base64.b64decode(document["signature"], validate=True)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:  # binascii too
-        raise SignatureError(
-            f"{SIGNATURE_FILE} is malformed (expected format {SIGNATURE_FORMAT}, {ALGORITHM})"
-        ) from error
-    return _Signature(key_id=signer, metadata_sha256=digest, signature=signature)
+        bundle = json.loads(text)
+        if not isinstance(bundle, dict):
+            raise ValueError("not an object")
+    except ValueError as error:
+        raise SignatureError(f"{SIGNATURE_FILE} is not a Sigstore bundle ({error})") from error
+    return bundle
 
 
-def _public_keys_in(file: Path) -> list[Ed25519PublicKey]:
+def _trusted_key(public_key: object, trust: Trust) -> str:
+    """The id of the trusted key a key-signed bundle names; SignatureError if none."""
+    hint = public_key.get("hint") if isinstance(public_key, dict) else None
+    if not isinstance(hint, str) or not _HEX_DIGEST.fullmatch(hint):
+        # Only ever echoed as the hex digest it must be (it lands in logs and /health).
+        raise SignatureError(f"{SIGNATURE_FILE} does not name its key (no key hint): re-sign it")
+    if hint not in trust.keys:
+        raise SignatureError(f"signed by key {hint}, which is not a trusted key")
+    return hint
+
+
+def _leaf_subject(material: dict[str, Any]) -> str:
+    """The subject of the signing certificate, for the log (read before it is verified)."""
+    try:
+        raw = material["x509CertificateChain"]["certificates"][0]["rawBytes"]
+        certificate = x509.load_der_x509_certificate(base64.b64decode(raw))
+        return certificate.subject.rfc4514_string().encode("unicode_escape").decode()
+    except (KeyError, IndexError, TypeError, ValueError, binascii.Error):
+        return "(unreadable)"
+
+
+def _left_out(version_dir: Path, bundle: dict[str, Any]) -> list[str]:
+    """Files of the version that the (verified) statement says it did not sign: a signer's
+    ``--ignore-paths`` would otherwise leave them open to change."""
+    try:
+        statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+        ignored = statement["predicate"]["serialization"].get("ignore_paths", [])
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
+        return []  # the library read the same payload; it would have refused a broken one
+    return sorted(
+        name
+        for name in map(str, ignored)
+        if name != SIGNATURE_FILE and (version_dir / name).exists()
+    )
+
+
+def _trusted_material_in(file: Path) -> ec.EllipticCurvePublicKey | None:
+    """The EC public key a trusted file holds, or None when it holds root certificates."""
     data = _read_key_file(file, "trusted keys file")
-    blocks = [(match.group(1), match.group(0)) for match in _PEM_BLOCK.finditer(data)]
-    if not blocks:
-        raise KeyFileError(f"trusted keys file {file} holds no PEM public key")
-    keys = []
-    for number, (label, block) in enumerate(blocks, start=1):
-        where = f"trusted keys file {file}, PEM block {number}"
-        if b"PRIVATE" in label:  # a private key here would also leak it to the serving host
-            raise KeyFileError(f"{where} is a private key; trust the public key instead")
+    labels = [match.group(1) for match in _PEM_BLOCK.finditer(data)]
+    if not labels:
+        raise KeyFileError(f"trusted keys file {file} holds no PEM public key or certificate")
+    if any(b"PRIVATE" in label for label in labels):  # it would leak to the serving host too
+        raise KeyFileError(f"trusted keys file {file} holds a private key; trust the public key")
+    if all(label == b"CERTIFICATE" for label in labels):
         try:
-            key = serialization.load_pem_public_key(block)
-        except (ValueError, UnsupportedAlgorithm) as error:
-            raise KeyFileError(f"{where} is not a PEM public key") from error
-        if not isinstance(key, Ed25519PublicKey):
-            raise KeyFileError(f"{where} is not an Ed25519 key ({_kind(key)})")
-        keys.append(key)
-    return keys
+            x509.load_pem_x509_certificates(data)
+        except ValueError as error:
+            raise KeyFileError(
+                f"trusted keys file {file} holds an unreadable certificate"
+            ) from error
+        return None
+    if labels != [b"PUBLIC KEY"]:
+        raise KeyFileError(
+            f"trusted keys file {file} must hold one public key, or certificates only "
+            f"(found: {', '.join(label.decode().lower() for label in labels)})"
+        )
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise KeyFileError(f"trusted keys file {file} is not a PEM public key") from error
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in SUPPORTED_CURVES:
+        raise KeyFileError(f"trusted keys file {file} {_not_supported(key)}")
+    return key
+
+
+def _not_supported(key: object) -> str:
+    """Why a key cannot be used, and what to do: the library takes EC keys on three curves."""
+    curve = getattr(key, "curve", None)
+    kind = f"EC {curve.name}" if curve is not None else _kind(key)
+    return (
+        f"is an {kind} key; OpenSSF model signing takes EC keys on P-256, P-384 or P-521: "
+        f"make a new pair with `{_NEW_KEY_PAIR}`"
+    )
+
+
+def _kind(key: object) -> str:
+    """The algorithm of a key, for messages: ``RSA``, ``Ed25519``, ``Ed448``."""
+    return type(key).__name__.removesuffix("PublicKey").removesuffix("PrivateKey").lstrip("_")
 
 
 def _read_key_file(path: Path, role: str) -> bytes:
@@ -250,19 +363,14 @@ def _read_key_file(path: Path, role: str) -> bytes:
         ) from error
 
 
-def _kind(key: object) -> str:
-    """The algorithm of a key that is not Ed25519, for messages: ``RSA``, ``EC``, ``Ed448``."""
-    return type(key).__name__.removesuffix("PublicKey").removesuffix("PrivateKey")
-
-
 def generate_key_pair(directory: Path) -> tuple[Path, Path]:
-    """Write a new private key (mode 0600) and its public key; never overwrite a key."""
+    """Write a new EC P-256 private key (mode 0600) and its public key; never overwrite."""
     directory.mkdir(parents=True, exist_ok=True)
     private_path, public_path = directory / PRIVATE_KEY_FILE, directory / PUBLIC_KEY_FILE
     for path in (private_path, public_path):
         if path.exists():
             raise KeyFileError(f"{path} already exists; move it away or choose another --out")
-    private_key = Ed25519PrivateKey.generate()
+    private_key = ec.generate_private_key(ec.SECP256R1())
     private_pem = private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -281,31 +389,41 @@ def generate_key_pair(directory: Path) -> tuple[Path, Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m app.signing generate|sign|verify``: keys and signatures for operators."""
-    parser = argparse.ArgumentParser(prog="python -m app.signing", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m app.signing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    generate = commands.add_parser("generate", help="write a new Ed25519 key pair")
+    generate = commands.add_parser("generate", help="write a new EC P-256 key pair")
     generate.add_argument("--out", type=Path, required=True, help="directory for the two keys")
-    sign = commands.add_parser("sign", help="sign a published version directory")
+    sign = commands.add_parser(
+        "sign", help="check a published version's files against its metadata, then sign it"
+    )
     sign.add_argument("version_dir", type=Path)
-    sign.add_argument("--key", type=Path, required=True, help="private key (PEM)")
-    verify = commands.add_parser("verify", help="check a version's signature and file hashes")
+    sign.add_argument("--key", type=Path, required=True, help="EC private key (PEM)")
+    verify = commands.add_parser("verify", help="check a version as the service does")
     verify.add_argument("version_dir", type=Path)
-    verify.add_argument("--trusted", type=Path, required=True, help="PEM file or directory")
+    verify.add_argument(
+        "--trusted", type=Path, required=True, help="PEM file or directory (public keys, roots)"
+    )
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "generate":
             private_path, public_path = generate_key_pair(arguments.out)
-            public_key = load_private_key(private_path).public_key()
             print(f"private key {private_path} (keep it secret; sign with it at training)")
             print(f"public key  {public_path} (give it to the service: MULTILABEL_TRUSTED_KEYS)")
-            print(f"key id      {key_id(public_key)}")
+            print(f"key id      {load_private_key(private_path).key_id}")
         elif arguments.command == "sign":
-            sign_version(arguments.version_dir, load_private_key(arguments.key))
-            print(f"signed {arguments.version_dir / SIGNATURE_FILE}")
+            key = load_private_key(arguments.key)
+            read_artifact(arguments.version_dir)  # sign only what matches its own metadata
+            sign_version(arguments.version_dir, key)
+            print(f"signed {arguments.version_dir / SIGNATURE_FILE} with key {key.key_id}")
         else:
-            verified = verify_version(arguments.version_dir, load_trusted_keys(arguments.trusted))
-            read_artifact(arguments.version_dir)  # every file against its hash
-            print(f"{arguments.version_dir}: signed by trusted key {verified.key_id}, files intact")
+            trust = load_trusted_keys(arguments.trusted)
+            verified = verify_version(arguments.version_dir, trust)
+            read_artifact(arguments.version_dir)  # every file against its metadata's hash
+            print(f"{arguments.version_dir}: signed by trusted {verified.signer}, files intact")
     except (KeyFileError, ArtifactError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the service's image and check it the way it is run: `docker run` (plain, then with a
-# read-only root filesystem and no capabilities) and `docker compose up`. One PASS or FAIL line
+# read-only root filesystem and no capabilities, serving a signed version with
+# MULTILABEL_TRUSTED_KEYS) and `docker compose up`. One PASS or FAIL line
 # per check, then the figures (image size, time to ready, stop time); exits 1 if anything failed.
 # Needs a Docker engine with Compose v2 (these machines: ../shared/tools/container-engine.sh).
 #   bash scripts/container-test.sh
@@ -237,20 +238,40 @@ check "the log is JSON only (no plain-text line from ONNX Runtime or anyone)" \
   log_is_json "$PLAIN"
 check "docker stop exits 0 within the grace period" stop_cleanly "$PLAIN" "plain"
 
-echo "== docker run --read-only --cap-drop ALL (2 workers; /tmp a tmpfs, as in deploy/k8s)"
+echo "== a signed copy of the default model, made with the image's own python -m app.signing"
+# An EC P-256 key pair and an OpenSSF model signing bundle (model.sig) in each version; the
+# read-only run below serves it with MULTILABEL_TRUSTED_KEYS (the public key only is mounted).
+signed=$scratch/signed
+mkdir -p "$signed"
+if docker run --rm --user "$(id -u):$(id -g)" --volume "$signed:/work" "$IMAGE" sh -c '
+  cp -R /models /work/models && python -m app.signing generate --out /work/keys >/dev/null &&
+  for version in /work/models/*/[0-9]*/; do
+    python -m app.signing sign "$version" --key /work/keys/signing-key.pem || exit 1
+  done' >"$scratch/sign.log" 2>&1; then
+  pass "the image signs a copy of its default model ($(grep -c '^signed ' "$scratch/sign.log") version)"
+else
+  cat "$scratch/sign.log"
+  fail "the image signs a copy of its default model"
+fi
+
+echo "== docker run --read-only --cap-drop ALL (2 workers; /tmp a tmpfs, as in deploy/k8s) with MULTILABEL_TRUSTED_KEYS"
 if ! docker run --detach --name "$LOCKED" --publish 127.0.0.1::8000 --read-only --tmpfs /tmp \
-  --cap-drop ALL --security-opt no-new-privileges --env MULTILABEL_WORKERS=2 "$IMAGE" >/dev/null; then
+  --cap-drop ALL --security-opt no-new-privileges --env MULTILABEL_WORKERS=2 \
+  --volume "$signed/models:/models:ro" --volume "$signed/keys/signing-key.pub.pem:/keys/trusted.pem:ro" \
+  --env MULTILABEL_TRUSTED_KEYS=/keys/trusted.pem "$IMAGE" >/dev/null; then
   fail "docker run --read-only --cap-drop ALL"
   finish
 fi
 url=http://127.0.0.1:$(published_port "$LOCKED")
 if http ready "$url/health" "$READY_TIMEOUT" >/dev/null; then
-  pass "read-only: /health answers 200"
-  check "read-only: /predict answers the recorded parity outputs" \
+  pass "read-only, trusted keys: /health answers 200"
+  check "read-only, trusted keys: /predict answers the recorded parity outputs" \
     http predict "$url" "$(served_metadata "$LOCKED" "$url")"
+  signature_checked() { docker logs "$LOCKED" 2>&1 | grep -q '"message":"multilabel version [0-9]* is signed by key '; }
+  check "read-only, trusted keys: the served version's signature was verified (log)" signature_checked
 else
   docker logs "$LOCKED" 2>&1 | tail -20
-  fail "read-only: /health answers 200"
+  fail "read-only, trusted keys: /health answers 200"
 fi
 check "read-only: the log is JSON only" log_is_json "$LOCKED"
 check "read-only: docker stop exits 0 within the grace period" stop_cleanly "$LOCKED" "read-only"

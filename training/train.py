@@ -168,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--signing-key",
         type=Path,
         metavar="PATH",
-        help="sign the published version with this Ed25519 private key (PEM), so that a "
-        "service with MULTILABEL_TRUSTED_KEYS serves it; checked before training starts",
+        help="sign the published version (OpenSSF model signing) with this EC private key "
+        "(PEM), so that a service with MULTILABEL_TRUSTED_KEYS serves it; checked before "
+        "training starts",
     )
     return parser
 
@@ -202,7 +203,7 @@ def signer(key_path: Path | None) -> BeforeRename | None:
     read now, so that a bad one stops the run before any training."""
     if key_path is None:
         return None
-    # Deferred: only signing runs need the signing module (and its cryptography).
+    # Deferred: only signing runs need the signing module (and model-signing).
     from app.signing import KeyFileError, load_private_key, sign_version
 
     try:

@@ -13,14 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.artifact import ONNX_FILE, version_path
 from app.config import Settings
 from app.errors import ModelNotFound, ModelNotReady
 from app.inference import Model, load_model
 from app.repository import LoadEvent, ModelRepository, watch
-from app.signing import KeyFileError, TrustedKeys, load_trusted_keys, sign_version
+from app.signing import KeyFileError, SigningKey, Trust, load_trusted_keys, sign_version
 from tests.robustness.signed_versions import (
     POISONED_LABEL,
     corrupt_signature,
@@ -28,8 +27,12 @@ from tests.robustness.signed_versions import (
     poison_network,
     raise_a_threshold,
     rename_features,
+    rename_model,
     republish,
     reverse_labels,
+    sign_in_old_format,
+    sign_with_stock_cli,
+    stranger_key,
     wider_model,
 )
 from tests.robustness.versions import (
@@ -247,51 +250,70 @@ def test_the_watcher_picks_up_a_new_version_without_restart(repository: Path) ->
 
 
 @pytest.fixture
-def key_pair(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
-    """A fresh key pair from the operators' generator: the private key, the public key file."""
+def key_pair(tmp_path: Path) -> tuple[SigningKey, Path]:
+    """A fresh key pair from the operators' generator: the signing key, the public key file."""
     return new_key_pair(tmp_path / "keys")
 
 
 @pytest.fixture
-def signing_key(key_pair: tuple[Ed25519PrivateKey, Path]) -> tuple[Ed25519PrivateKey, TrustedKeys]:
-    """The private key, and its public key as the only trusted one."""
+def signing_key(key_pair: tuple[SigningKey, Path]) -> tuple[SigningKey, Trust]:
+    """The signing key, and its public key as the only trusted one."""
     private_key, public_path = key_pair
     return private_key, load_trusted_keys(public_path)
 
 
-def publish_signed_copy(root: Path, key: Ed25519PrivateKey) -> Path:
+def publish_signed_copy(root: Path, key: SigningKey) -> Path:
     """A new version of the trained network, published and signed as training does."""
     return republish(root, version_path(root, MODEL_NAME, 1), key=key)
 
 
-def signed_then_poisoned(root: Path, key: Ed25519PrivateKey) -> None:
+def signed_then_poisoned(root: Path, key: SigningKey) -> None:
     poison_network(publish_signed_copy(root, key))
 
 
-def unsigned(root: Path, key: Ed25519PrivateKey) -> None:
+def unsigned(root: Path, key: SigningKey) -> None:
     republish(root, version_path(root, MODEL_NAME, 1))
 
 
-def signed_by_an_untrusted_key(root: Path, key: Ed25519PrivateKey) -> None:
-    publish_signed_copy(root, Ed25519PrivateKey.generate())
+def signed_in_the_old_format(root: Path, key: SigningKey) -> None:
+    sign_in_old_format(republish(root, version_path(root, MODEL_NAME, 1)))
 
 
-def signature_corrupted(root: Path, key: Ed25519PrivateKey) -> None:
+def signed_by_an_untrusted_key(root: Path, key: SigningKey) -> None:
+    publish_signed_copy(root, stranger_key(root.parent))
+
+
+def signature_corrupted(root: Path, key: SigningKey) -> None:
     corrupt_signature(publish_signed_copy(root, key))
 
 
-def threshold_raised_after_signing(root: Path, key: Ed25519PrivateKey) -> None:
+def threshold_raised_after_signing(root: Path, key: SigningKey) -> None:
     raise_a_threshold(publish_signed_copy(root, key))
+
+
+def signed_version_of_another_model(root: Path, key: SigningKey) -> None:
+    republish(root, version_path(root, MODEL_NAME, 1), key=key, change=rename_model)
 
 
 SIGNATURE_REFUSALS = [
     pytest.param(publish_bad, reason, id=publish_bad.__name__)
     for publish_bad, reason in [
-        (signed_then_poisoned, "metadata.json changed after it was signed"),
-        (unsigned, "the version is not signed: metadata.json.sig is missing"),
+        (
+            signed_then_poisoned,
+            "the files differ from what was signed (metadata.json changed; model.onnx changed)",
+        ),
+        (unsigned, "the version is not signed: model.sig is missing"),
+        (signed_in_the_old_format, "python -m app.signing sign VERSION_DIR --key"),
         (signed_by_an_untrusted_key, "which is not a trusted key"),
-        (signature_corrupted, "holds a signature that does not verify with key"),
-        (threshold_raised_after_signing, "metadata.json changed after it was signed"),
+        (signature_corrupted, "model.sig does not verify (key "),
+        (
+            threshold_raised_after_signing,
+            "the files differ from what was signed (metadata.json changed)",
+        ),
+        (
+            signed_version_of_another_model,
+            "metadata.json names model 'othermodel', not 'multilabel': a version of another model",
+        ),
     ]
 ]
 
@@ -312,8 +334,8 @@ def test_a_poisoned_network_with_its_hash_rewritten_passes_every_check_but_the_s
 @pytest.mark.parametrize(("publish_bad", "reason"), SIGNATURE_REFUSALS)
 def test_with_trusted_keys_a_version_not_as_signed_is_rejected_and_the_signed_one_serves(
     repository: Path,
-    signing_key: tuple[Ed25519PrivateKey, TrustedKeys],
-    publish_bad: Callable[[Path, Ed25519PrivateKey], None],
+    signing_key: tuple[SigningKey, Trust],
+    publish_bad: Callable[[Path, SigningKey], None],
     reason: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -333,7 +355,7 @@ def test_with_trusted_keys_a_version_not_as_signed_is_rejected_and_the_signed_on
 
 
 def test_files_swapped_after_the_signature_check_are_not_the_ones_loaded(
-    repository: Path, signing_key: tuple[Ed25519PrivateKey, TrustedKeys]
+    repository: Path, signing_key: tuple[SigningKey, Trust]
 ) -> None:
     """The loader reads a private copy of what was verified: an attacker who rewrites the
     version directory the moment loading starts changes nothing that is served."""
@@ -360,26 +382,32 @@ def test_files_swapped_after_the_signature_check_are_not_the_ones_loaded(
     assert not any(path.exists() for path in loaded_from)  # the private copies are removed
 
 
+@pytest.mark.parametrize("signer", ["ours", "stock-cli"])
 def test_with_trusted_keys_an_unsigned_version_is_served_once_it_is_signed(
-    repository: Path, signing_key: tuple[Ed25519PrivateKey, TrustedKeys]
+    repository: Path, signing_key: tuple[SigningKey, Trust], tmp_path: Path, signer: str
 ) -> None:
+    """Signed in place, by our command or by the stock ``model_signing`` CLI."""
     private_key, trusted = signing_key
     events: Events = []
     models = open_repository(repository, events, trusted_keys=trusted)
     assert not models.ready
     assert models.snapshot.reason == (
-        "version 1 was rejected: the version is not signed: metadata.json.sig is missing"
+        "version 1 was rejected: the version is not signed: model.sig is missing"
     )
     models.refresh()  # files unchanged: not tried again
     assert events == [("rejected", 1)]
-    sign_version(version_path(repository, MODEL_NAME, 1), private_key)
+    version = version_path(repository, MODEL_NAME, 1)
+    if signer == "ours":
+        sign_version(version, private_key)
+    else:
+        sign_with_stock_cli(version, tmp_path / "keys" / "signing-key.pem")
     assert models.refresh() is True
     assert served_version(models) == 1
     assert events == [("rejected", 1), ("loaded", 1)]
 
 
 def test_trusted_keys_from_settings_are_required_of_every_version(
-    repository: Path, key_pair: tuple[Ed25519PrivateKey, Path]
+    repository: Path, key_pair: tuple[SigningKey, Path]
 ) -> None:
     private_key, public_path = key_pair
     settings = Settings(model_dir=repository, model_name=MODEL_NAME, trusted_keys=public_path)
@@ -397,7 +425,9 @@ def test_an_unusable_trusted_keys_setting_stops_the_repository_being_built(
     settings = Settings(
         model_dir=repository, model_name=MODEL_NAME, trusted_keys=tmp_path / "trusted.pem"
     )
-    expected = r"^MULTILABEL_TRUSTED_KEYS: trusted keys file \S+ holds no PEM public key$"
+    expected = (
+        r"^MULTILABEL_TRUSTED_KEYS: trusted keys file \S+ holds no PEM public key or certificate$"
+    )
     with pytest.raises(KeyFileError, match=expected):
         ModelRepository.from_settings(settings, loader=load_model)
 

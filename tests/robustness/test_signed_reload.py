@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.artifact import version_path
@@ -21,8 +20,11 @@ from tests.robustness.signed_versions import (
     corrupt_signature,
     new_key_pair,
     poison_network,
+    rename_model,
     republish,
     reverse_labels,
+    sign_in_old_format,
+    stranger_key,
 )
 from tests.support import MODEL_NAME, REFERENCE_INPUTS, REPO_ROOT, ServerProcess, free_port
 
@@ -66,21 +68,32 @@ def test_only_versions_signed_by_a_trusted_key_are_hot_loaded(
     while version 1 keeps answering; a properly signed version then takes over."""
     key, public_key = new_key_pair(tmp_path / "keys")
     sign_version(first_version(repository), key)
+    stranger = stranger_key(tmp_path)
     bad_versions: list[tuple[Callable[[], object], str]] = [
         (lambda: republish(repository, first_version(repository)), "is not signed"),
         (
-            lambda: poison_network(republish(repository, first_version(repository), key=key)),
-            "metadata.json changed after it was signed",
+            lambda: republish(
+                repository, first_version(repository), key=key, tamper=poison_network
+            ),
+            "the files differ from what was signed (metadata.json changed; model.onnx changed)",
         ),
         (
-            lambda: republish(
-                repository, first_version(repository), key=Ed25519PrivateKey.generate()
-            ),
+            lambda: republish(repository, first_version(repository), key=stranger),
             "which is not a trusted key",
         ),
         (
-            lambda: corrupt_signature(republish(repository, first_version(repository), key=key)),
-            "does not verify with key",
+            lambda: republish(
+                repository, first_version(repository), key=key, tamper=corrupt_signature
+            ),
+            "model.sig does not verify (key ",
+        ),
+        (
+            lambda: republish(repository, first_version(repository), tamper=sign_in_old_format),
+            "signed in the old format (metadata.json.sig, Ed25519)",
+        ),
+        (
+            lambda: republish(repository, first_version(repository), key=key, change=rename_model),
+            "metadata.json names model 'othermodel', not 'multilabel'",
         ),
     ]
     with serving(
@@ -96,12 +109,14 @@ def test_only_versions_signed_by_a_trusted_key_are_hot_loaded(
             wait_for(logged(server, refusal), f"version {number} refused", server)
             [line] = [line for line in server.log().splitlines() if refusal in line]
             assert reason in line
+            assert '"level":"error"' in line
             assert served_version(server) == 1
             assert predict(server) == before
         assert model_events(server, "rejected") == len(bad_versions)
         republish(repository, first_version(repository), key=key)
-        wait_for(lambda: served_version(server) == 6, "signed version 6 served", server)
-        assert "multilabel version 6 is signed by key " in server.log()
+        good = len(bad_versions) + 2
+        wait_for(lambda: served_version(server) == good, f"signed version {good} served", server)
+        assert f"multilabel version {good} is signed by key {key.key_id}" in server.log()
 
 
 @pytest.mark.parametrize("allowed", [False, True], ids=["by-default", "allowed"])
@@ -152,6 +167,6 @@ def test_an_unusable_trusted_keys_setting_stops_the_server_before_it_listens(
     assert result.returncode != 0
     [line] = [line for line in log.splitlines() if '"level":"critical"' in line]
     assert "cannot start: MULTILABEL_TRUSTED_KEYS: trusted keys file " in line
-    assert "signing-key.pem, PEM block 1 is a private key; trust the public key instead" in line
+    assert "signing-key.pem holds a private key; trust the public key" in line
     assert "Application startup failed" in log
     assert "Uvicorn running on" not in log  # the port was never opened

@@ -95,6 +95,11 @@ def claim_an_extra_feature(version: Path) -> None:
     write_metadata(version, document)
 
 
+def name_another_model(version: Path) -> None:
+    """A version of another model dropped into this one's directory (issue 20, hole 1)."""
+    write_metadata(version, {**read_metadata(version), "name": "othermodel"})
+
+
 def point_a_hash_outside_the_version(version: Path) -> None:
     document = read_metadata(version)
     document["files"][f"../1/{ONNX_FILE}"] = document["files"][ONNX_FILE]
@@ -125,6 +130,7 @@ CORRUPTIONS = [
     Corruption(claim_another_version_number, "says version 999"),
     Corruption(shift_parity_reference, "differs from the reference outputs"),
     Corruption(claim_an_extra_feature, "fails on the parity inputs"),
+    Corruption(name_another_model, "names model 'othermodel', not 'multilabel'"),
     Corruption(point_a_hash_outside_the_version, "outside the version"),
     Corruption(empty_the_directory, f"{METADATA_FILE} is unreadable"),
 ]
