@@ -105,10 +105,12 @@ class Settings(BaseSettings):
 
     api_keys: SecretStr | None = None
     """Comma-separated API keys; when set (or ``api_keys_file`` is), every request but the
-    health probes needs ``Authorization: Bearer <key>``. Off by default."""
+    health probes needs ``Authorization: Bearer <key>``; set without a usable key, the service
+    does not start. Off by default."""
 
     api_keys_file: Path | None = None
-    """A file of API keys, one per line (``#`` comments allowed); read at start-up."""
+    """A file of API keys, one per line (a line starting with ``#`` is a comment; a ``#``
+    elsewhere is part of the key); read at start-up."""
 
     metrics_require_key: bool = True
     """Whether ``/metrics`` also needs an API key when keys are configured."""
