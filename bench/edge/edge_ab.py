@@ -1,6 +1,6 @@
 """A/B of the HTTP protocol under the same application, side by side in one run.
 
-1-row POST /predict with wrk on loopback through plain uvicorn httptools, app.server's
+1-row POST /predict with wrk on loopback through plain uvicorn httptools, app.edge.protocol's
 EdgeProtocol, and h11 with its header cap (``--h11-max-incomplete-event-size``); plus the bare
 ASGI ceiling app (bench/ceiling.py) under httptools and EdgeProtocol, where the protocol's own
 cost is the largest share. Every server is the same ``uvicorn`` command line but ``--http``.
@@ -38,10 +38,10 @@ UVICORN = [
 ]
 ALL = {
     "app/httptools": ["app.main:app", "--http", "httptools"],
-    "app/edge": ["app.main:app", "--http", "app.server:EdgeProtocol"],
+    "app/edge": ["app.main:app", "--http", "app.edge.protocol:EdgeProtocol"],
     "app/h11-capped": ["app.main:app", "--http", "h11", "--h11-max-incomplete-event-size", "16384"],
     "ceiling/httptools": ["bench.ceiling:app", "--http", "httptools"],
-    "ceiling/edge": ["bench.ceiling:app", "--http", "app.server:EdgeProtocol"],
+    "ceiling/edge": ["bench.ceiling:app", "--http", "app.edge.protocol:EdgeProtocol"],
 }
 SERVERS = {key: ALL[key] for key in os.environ.get("SERVERS", ",".join(ALL)).split(",")}
 CONNECTIONS = int(os.environ.get("CONNS", "32"))

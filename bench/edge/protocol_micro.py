@@ -16,7 +16,7 @@ import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.server import EdgeProtocol
+from app.edge.protocol import EdgeProtocol
 
 ROW = b'{"instances": [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3]]}'
 REQUEST = (

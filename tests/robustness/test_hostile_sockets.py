@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.server import PROBE_PATHS
+from app.edge.probes import PROBE_PATHS
 from tests.robustness.conftest import ReportFigure
 from tests.robustness.servers import predict_body, process_status, reset_peak_memory, serving
 from tests.robustness.sockets import (
