@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     """Seconds an idle keep-alive connection stays open between requests."""
 
     write_timeout: float = Field(default=30.0, gt=0)
-    """Seconds a client may leave its answer unread (the server's send buffer full) before
-    the connection is dropped."""
+    """Seconds a client may go without taking any of its answer while the server's send buffer
+    for it is full; then the connection is dropped."""
 
     max_header_bytes: int = Field(default=16_384, ge=1024)
     """Largest request line plus headers accepted; larger gets a 431 before it is kept."""

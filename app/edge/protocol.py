@@ -132,6 +132,7 @@ class EdgeProtocol(HttpToolsProtocol):
         "_over_connection_limit",
         "_phase",
         "_transfer_encoding",
+        "_unwritten",
         "_write_deadline",
         "settings",
     )
@@ -158,6 +159,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_phase: Phase | None = None  # the phase the running deadline guards
         self._write_deadline: asyncio.TimerHandle | None = None
+        self._unwritten = 0  # bytes in the transport's buffer when the write deadline started
         self._body_grace_given = False
         self._head_bytes = 0  # bytes of the current request head fed to the parser so far
         self._header_count = 0
@@ -237,13 +239,11 @@ class EdgeProtocol(HttpToolsProtocol):
         # Otherwise a request is under way and its own deadline (head or body) governs.
 
     def pause_writing(self) -> None:
-        """The transport's buffer is full (the client is not reading): start the write
-        deadline, unless it already runs."""
+        """The transport's buffer is full (the client is not taking its answer): start the
+        write deadline, unless it already runs."""
         super().pause_writing()
         if self._write_deadline is None:
-            self._write_deadline = self.loop.call_later(
-                self.settings.write_timeout, self._write_deadline_passed
-            )
+            self._arm_write_deadline()
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -379,10 +379,22 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         self._close("body_timeout")
 
+    def _arm_write_deadline(self) -> None:
+        self._unwritten = self.transport.get_write_buffer_size()
+        self._write_deadline = self.loop.call_later(
+            self.settings.write_timeout, self._write_deadline_passed
+        )
+
     def _write_deadline_passed(self) -> None:
-        """The client left its answer unread for ``write_timeout``: drop the connection and
-        what it still holds (closing it gracefully would wait for the client)."""
+        """``write_timeout`` since the buffer filled or the client last took some of it: a
+        client still taking its answer gets another ``write_timeout``; one that took none of
+        it is dropped, with what it left (closing gracefully would wait for it)."""
         self._write_deadline = None
+        # While writing is paused nothing is added to the buffer (uvicorn's send waits), so a
+        # smaller buffer means the client took some.
+        if self.transport.get_write_buffer_size() < self._unwritten:
+            self._arm_write_deadline()
+            return
         self._count("write_timeout")
         self._cancel_deadline()
         self._phase = "closing"
