@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -514,14 +514,25 @@ def test_a_client_that_disconnects_mid_request_is_one_info_line_with_499(
     assert counter(edge_server, "multilabel_http_requests_total", status="499") == before + 1
 
 
-@pytest.mark.parametrize("endpoint", INFERENCE_ENDPOINTS.keys())
-def test_a_body_that_stops_arriving_gets_a_408_in_its_protocols_envelope(
-    edge_server: ServerProcess, endpoint: str
-) -> None:
-    log_start = log_size(edge_server)
-    result = exchange(
-        connect(edge_server), [half_a_body(INFERENCE_ENDPOINTS[endpoint])], wait=HANG_SECONDS
+def no_body(path: str) -> bytes:
+    """A JSON POST to ``path`` declaring 100 bytes of body and sending none."""
+    return request_head(
+        "POST", path, headers=[("Content-Type", "application/json")], body_length=100
     )
+
+
+BODIES_CUT_SHORT = {"half a body": half_a_body, "a declared body never sent": no_body}
+
+
+@pytest.mark.parametrize("endpoint", INFERENCE_ENDPOINTS.keys())
+@pytest.mark.parametrize("cut_short", BODIES_CUT_SHORT.values(), ids=BODIES_CUT_SHORT.keys())
+def test_a_body_that_stops_arriving_gets_a_408_in_its_protocols_envelope(
+    edge_server: ServerProcess, endpoint: str, cut_short: Callable[[str], bytes]
+) -> None:
+    path = INFERENCE_ENDPOINTS[endpoint]
+    log_start = log_size(edge_server)
+    result = exchange(connect(edge_server), [cut_short(path)], wait=HANG_SECONDS)
+    lines = log_lines_after(edge_server, log_start, expected=1)
 
     assert [answer.status for answer in result.answers] == [408]
     error = result.answers[0].json()["error"]  # type: ignore[index]
@@ -531,9 +542,8 @@ def test_a_body_that_stops_arriving_gets_a_408_in_its_protocols_envelope(
         assert isinstance(error, str)
     assert result.answers[0].headers["connection"] == "close"
     assert_closed_at(result, DEADLINE)
-    lines = log_lines_after(edge_server, log_start, expected=1)
     assert_quiet(lines)
-    assert [line["status"] for line in lines] == [408]
+    assert access_lines(lines) == [(path, 408)]
 
 
 # Framing errors after the head: answered 400, and logged as what the client got
