@@ -56,7 +56,7 @@ SOURCES = {
     "HttpToolsProtocol.on_header": ("65d62c044f61fdbd", "inlined in the edge's on_header"),
     "HttpToolsProtocol.on_headers_complete": (
         "1ea8589acfad92d8",
-        "called; creates the cycle and starts self.app (the FramingGuard)",
+        "called; creates the cycle and starts self.app (a ChunkedBody for chunked requests)",
     ),
     "HttpToolsProtocol.on_body": ("dba9c32aeba35b6a", "never upgrades without ws_protocol"),
     "HttpToolsProtocol.on_message_complete": (
@@ -104,7 +104,6 @@ PROTOCOL_ATTRIBUTES = frozenset(
         "logger",
         "loop",
         "parser",
-        "scope",
         "server_state",
         "timeout_keep_alive",
         "timeout_keep_alive_task",

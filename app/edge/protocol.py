@@ -40,8 +40,6 @@ BODY_DEADLINE_GRACE = 1.0
 # After a refusal, what the client is still sending is read and dropped for at most this long,
 # so that closing with unread data (a TCP reset) does not destroy the answer before it is read.
 LINGER_SECONDS = 1.0
-# Where a chunked request's ``BodyFraming`` is found in its ASGI scope.
-BODY_FRAMING = "multilabel.body_framing"
 _CHUNKED = b"chunked"
 
 
@@ -74,18 +72,22 @@ class Refusal(Exception):
         self.malformed = malformed
 
 
-class BodyFraming:
-    """A chunked request's link between the edge, which parses its body, and the application,
-    which reads it: once the edge finds the chunks malformed, the application's next
-    ``receive()`` raises ``BadRequest``, which it answers in its protocol's error shape (and
-    logs with that status)."""
+class ChunkedBody:
+    """The application, for one chunked request: its ``receive()`` raises ``BadRequest`` once
+    the edge has found the chunks malformed, so that the route reading the body answers it in
+    its protocol's error shape (and logs it with that status)."""
 
-    __slots__ = ("error",)
+    __slots__ = ("app", "error")
 
-    def __init__(self) -> None:
+    def __init__(self, app: ASGIApp):
+        self.app = app
         self.error: str | None = None
 
-    def guard(self, receive: Receive) -> Receive:
+    # Not a coroutine function: it returns the application's own coroutine.
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return self.app(scope, self._checked(receive), send)
+
+    def _checked(self, receive: Receive) -> Receive:
         async def receive_checked() -> Message:
             message = await receive()
             if self.error is not None:
@@ -93,25 +95,6 @@ class BodyFraming:
             return message
 
         return receive_checked
-
-
-class FramingGuard:
-    """The served application, called with a guarded ``receive`` for chunked requests (those
-    with a ``BodyFraming`` in their scope) and as it is for every other request."""
-
-    __slots__ = ("app",)
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    # Not a coroutine function: it returns the application's own coroutine, so that a request
-    # costs no extra coroutine frame.
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        extensions = scope.get("extensions")
-        if extensions is not None and BODY_FRAMING in extensions:
-            framing: BodyFraming = extensions[BODY_FRAMING]["framing"]
-            return self.app(scope, framing.guard(receive), send)
-        return self.app(scope, receive, send)
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -122,9 +105,9 @@ class EdgeProtocol(HttpToolsProtocol):
     # every attribute read of uvicorn's own code on the hot path takes a slower route.
     __slots__ = (
         "_body_grace_given",
+        "_chunked_body",
         "_deadline",
         "_deadline_phase",
-        "_framing",
         "_head_bytes",
         "_header_count",
         "_max_head_bytes",
@@ -151,7 +134,6 @@ class EdgeProtocol(HttpToolsProtocol):
         # this int, and only hands it to loop.call_later, which takes a float.
         self.timeout_keep_alive = self.settings.keep_alive_timeout  # type: ignore[assignment]
         self.ws_protocol_class = None  # the service has no WebSocket routes: never upgrade
-        self.app = FramingGuard(self.app)
         # Read on every request: plain attributes are faster to read than a pydantic model's.
         self._max_head_bytes = self.settings.max_header_bytes
         self._max_header_count = self.settings.max_header_count
@@ -164,7 +146,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes of the current request head fed to the parser so far
         self._header_count = 0
         self._transfer_encoding: bytes | None = None  # the request's, as sent
-        self._framing: BodyFraming | None = None  # the current request's, when chunked
+        self._chunked_body: ChunkedBody | None = None  # the current request's, when chunked
         self._over_connection_limit = False
 
     # Connection events
@@ -260,7 +242,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._transfer_encoding = None
-        self._framing = None
+        self._chunked_body = None
         self._body_grace_given = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -290,18 +272,19 @@ class EdgeProtocol(HttpToolsProtocol):
                 "retry later",
                 code=Overloaded.code,
             )
-        if self._transfer_encoding is not None:
-            self._expect_chunked_body(self._transfer_encoding)
-        super().on_headers_complete()
+        if self._transfer_encoding is None:
+            super().on_headers_complete()
+        else:
+            self._start_chunked(self._transfer_encoding)
         self._phase = "body"
         self._head_bytes = 0
         if self._over_connection_limit and self.cycle is not None:
             self.cycle.keep_alive = False  # a probe past the cap: answered, then closed
 
-    def _expect_chunked_body(self, transfer_encoding: bytes) -> None:
+    def _start_chunked(self, transfer_encoding: bytes) -> None:
         """Refuse any transfer coding but plain ``chunked`` before the application sees the
-        request (llhttp would only say so after it has been handed to the application); a
-        chunked request gets its ``BodyFraming``."""
+        request (llhttp would only say so after it has been handed to the application); hand
+        a chunked request to the application as a ``ChunkedBody``."""
         if transfer_encoding.strip().lower() != _CHUNKED:
             raise Refusal(
                 HTTPStatus.BAD_REQUEST,
@@ -310,9 +293,13 @@ class EdgeProtocol(HttpToolsProtocol):
                 code=BadRequest.code,
                 malformed=True,
             )
-        self._framing = BodyFraming()
-        # An ASGI extension is a dict of its own under the scope's "extensions".
-        self.scope.setdefault("extensions", {})[BODY_FRAMING] = {"framing": self._framing}
+        # uvicorn's on_headers_complete starts this request with self.app.
+        application = self.app
+        self._chunked_body = self.app = ChunkedBody(application)
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = application
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -406,7 +393,7 @@ class EdgeProtocol(HttpToolsProtocol):
         """A request the parser rejects, in its head or in its chunked body."""
         # llhttp's reason quotes nothing the client sent; a callback's own error has none.
         reason = str(error) if type(error) is not httptools.HttpParserCallbackError else ""
-        if self._phase == "body" and self._framing is not None:
+        if self._phase == "body" and self._chunked_body is not None:
             self._malformed_body(reason)
             return
         message = f"malformed HTTP request: {reason}" if reason else "malformed HTTP request"
@@ -420,12 +407,12 @@ class EdgeProtocol(HttpToolsProtocol):
         it did not: its own answer), then the connection closes. Until then, the input is
         dropped and the body deadline still bounds the wait."""
         cycle = self.cycle
-        assert self._framing is not None
+        assert self._chunked_body is not None
         self._phase = "closing"
         if cycle is None or cycle.response_complete:
             self._close(None)  # answered already: nobody is left to tell
             return
-        self._framing.error = f"malformed HTTP request body: {reason or 'unreadable chunks'}"
+        self._chunked_body.error = f"malformed HTTP request body: {reason or 'unreadable chunks'}"
         cycle.keep_alive = False
         cycle.message_event.set()  # wake a receive() waiting for more of the body
 

@@ -22,10 +22,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.edge.cap_costs import server_at_its_cap
 from tests.robustness.servers import predict_body, process_status, reset_peak_memory, serving
 from tests.robustness.sockets import (
     LOOPBACK,
-    answered,
     close_all,
     connect,
     exchange,
@@ -99,21 +99,13 @@ def beside_stalled_connections() -> None:
 
 
 def refusals_past_the_cap() -> None:
-    patient = {"keep_alive_timeout": "120", "header_timeout": "120", "log_level": "warning"}
-    with serving(
-        REPOSITORY, Path("/tmp/bench-hostile-2.log"), max_connections="20", **patient
-    ) as server:
-        held = [connect(server) for _ in range(20)]
-        for connection in held:
-            answered(connection, LIVE)
+    with server_at_its_cap(Path("/tmp/bench-hostile-2.log")) as server:
         refused, statuses = [], Counter[int]()
         for _ in range(200):
             started = time.perf_counter()
             result = exchange(connect(server), [PREDICT])
             refused.append((time.perf_counter() - started) * 1000)
             statuses.update(answer.status for answer in result.answers)
-        for connection in held:
-            connection.close()
     print(f"past the cap of 20: {dict(statuses)}; connect, send, 503, close: {summary(refused)}")
 
 
