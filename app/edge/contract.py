@@ -124,11 +124,11 @@ PARSER_METHODS = frozenset({"feed_data", "get_method"})
 def broken_clauses() -> list[str]:
     """Every clause of the contract that does not hold here, each as one sentence."""
     broken: list[str] = []
-    for check in (_versions, _sources, _attributes, _callback_error_context, _upgrade_signal):
+    for clause in CLAUSES:
         try:
-            broken.extend(check())
-        except Exception as error:  # a check that cannot even run is a broken clause
-            broken.append(f"{check.__name__.strip('_')}: {type(error).__name__}: {error}")
+            broken.extend(clause())
+        except Exception as error:  # a clause that cannot even be checked is broken
+            broken.append(f"{clause.__name__}: {type(error).__name__}: {error}")
     return broken
 
 
@@ -161,7 +161,7 @@ def source_digest(qualified_name: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def _versions() -> Iterator[str]:
+def versions() -> Iterator[str]:
     if uvicorn.__version__ != UVICORN_VERSION:
         yield f"uvicorn is {uvicorn.__version__}, not {UVICORN_VERSION}"
     found = getattr(httptools, "__version__", None)
@@ -176,7 +176,7 @@ def module_digest(name: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def _sources() -> Iterator[str]:
+def sources() -> Iterator[str]:
     # Whole files, not SOURCES method by method: tokenizing each method for inspect takes
     # 40 ms, hashing the two files well under 1.
     for name, digest in MODULES.items():
@@ -184,7 +184,7 @@ def _sources() -> Iterator[str]:
             yield f"{name} is not the code the contract tests covered"
 
 
-def _attributes() -> Iterator[str]:
+def attributes() -> Iterator[str]:
     """Build uvicorn's protocol and a request cycle as a connection does (without a running
     loop or a socket) and look for every attribute EdgeProtocol uses."""
     protocol, cycle = _protocol_and_cycle()
@@ -250,7 +250,7 @@ class _Callbacks:
             self.on_header = on_header
 
 
-def _callback_error_context() -> Iterator[str]:
+def callback_error_context() -> Iterator[str]:
     """EdgeProtocol refuses a request by raising ``Refusal`` in a parser callback, and finds
     it as the ``__context__`` of the ``HttpParserCallbackError`` that httptools raises."""
 
@@ -269,7 +269,7 @@ def _callback_error_context() -> Iterator[str]:
         yield "httptools no longer raises HttpParserCallbackError for a callback's error"
 
 
-def _upgrade_signal() -> Iterator[str]:
+def upgrade_signal() -> Iterator[str]:
     """EdgeProtocol serves an upgrade request as plain HTTP by catching ``HttpParserUpgrade``
     (uvicorn's data_received would have tried to upgrade, or logged two warnings)."""
     parser = httptools.HttpRequestParser(_Callbacks())
@@ -279,3 +279,13 @@ def _upgrade_signal() -> Iterator[str]:
     except httptools.HttpParserUpgrade:
         return
     yield "httptools no longer raises HttpParserUpgrade for an upgrade request"
+
+
+# Each yields a sentence per way in which it does not hold.
+CLAUSES: tuple[Callable[[], Iterator[str]], ...] = (
+    versions,
+    sources,
+    attributes,
+    callback_error_context,
+    upgrade_signal,
+)
