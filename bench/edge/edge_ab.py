@@ -17,6 +17,7 @@ shared machine disturbs less than throughput.
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -46,8 +47,10 @@ ALL = {
     "ceiling/httptools": ["bench.ceiling:app", "--http", "httptools"],
     "ceiling/edge": ["bench.ceiling:app", "--http", "app.edge.protocol:EdgeProtocol"],
 }
-SERVERS = {key: ALL[key] for key in os.environ.get("SERVERS", ",".join(ALL)).split(",")}
 PROXIED = {"app/nginx+httptools"}  # nginx listens on the measured port, uvicorn behind it
+# nginx (the Debian package) when it is installed: measured by default only then.
+DEFAULT_SERVERS = [key for key in ALL if key not in PROXIED or shutil.which("nginx")]
+SERVERS = {key: ALL[key] for key in os.environ.get("SERVERS", ",".join(DEFAULT_SERVERS)).split(",")}
 # nginx in one process (no master: its CPU is one process's), with the limits of the
 # service's defaults: header and body deadlines, idle keep-alive, 16 KiB heads, 8 MiB bodies,
 # the send deadline, 1000 connections; keep-alive connections to uvicorn.
