@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.config import get_settings
-from app.server import serve
+from app.edge.server import serve
 
 
 def main() -> None:

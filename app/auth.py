@@ -1,9 +1,10 @@
 """Optional access control: API keys sent as ``Authorization: Bearer <key>``.
 
-Off unless ``MULTILABEL_API_KEYS`` or ``MULTILABEL_API_KEYS_FILE`` is set. Keys are compared in
-constant time (``hmac.compare_digest`` against every configured key, whatever matches first),
-so response timing does not reveal how much of a guess was right. Keys are never logged: the
-error says only that a key is missing or wrong.
+Off unless ``MULTILABEL_API_KEYS`` or ``MULTILABEL_API_KEYS_FILE`` is set; set, they must hold
+at least one usable key, or the service does not start. Keys are compared in constant time
+(``hmac.compare_digest`` against every configured key, whatever matches first), so response
+timing does not reveal how much of a guess was right. Keys are never logged: the error says
+only that a key is missing or wrong.
 """
 
 from __future__ import annotations
@@ -32,20 +33,25 @@ class ApiKeys:
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeys:
         """Keys from the environment and from the keys file; a bad file stops start-up."""
-        keys = settings.api_keys.get_secret_value().split(",") if settings.api_keys else []
+        keys = []
+        if settings.api_keys is not None:
+            keys += [key.strip() for key in settings.api_keys.get_secret_value().split(",")]
         if settings.api_keys_file is not None:
-            keys += _read_keys_file(settings.api_keys_file)
-        usable = [key.strip().encode() for key in keys if key.strip()]
+            keys += read_keys_file(settings.api_keys_file)
+        usable = [key.encode() for key in keys if key]
         if not usable and cls.configured(settings):
             # Access control was asked for: never fall back to serving everyone.
-            raise ValueError("API keys are configured but none is usable (empty keys only)")
+            raise ValueError(
+                "API keys are configured (MULTILABEL_API_KEYS or MULTILABEL_API_KEYS_FILE is "
+                "set) but none is usable: blank or empty keys only"
+            )
         return cls(usable)
 
     @staticmethod
     def configured(settings: Settings) -> bool:
-        """Whether the settings ask for access control (known before any key is read)."""
-        given = settings.api_keys.get_secret_value().strip() if settings.api_keys else ""
-        return bool(given) or settings.api_keys_file is not None
+        """Whether the settings ask for access control: either setting is set, whatever it
+        holds (known before any key is read)."""
+        return settings.api_keys is not None or settings.api_keys_file is not None
 
     @property
     def enabled(self) -> bool:
@@ -70,12 +76,16 @@ class ApiKeys:
         return found
 
 
-def _read_keys_file(path: Path) -> list[str]:
+def read_keys_file(path: Path) -> list[str]:
+    """The keys of a keys file: one key per line, surrounding whitespace removed; blank lines
+    and comment lines (``#`` as their first non-blank character) skipped. A ``#`` anywhere
+    else is part of the key, as are inner spaces and ``=``."""
     try:
         text = path.read_text()
     except OSError as error:
         raise ValueError(f"cannot read the API keys file {path}: {error.strerror}") from error
-    return [line.split("#", 1)[0] for line in text.splitlines()]
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 # Declares the scheme in OpenAPI (Swagger UI's "Authorize"); the check itself is ApiKeys'.

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     keep_alive_timeout: float = Field(default=5.0, gt=0)
     """Seconds an idle keep-alive connection stays open between requests."""
 
+    write_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client may go without taking any of its answer while the server's send buffer
+    for it is full; then the connection is dropped."""
+
     max_header_bytes: int = Field(default=16_384, ge=1024)
     """Largest request line plus headers accepted; larger gets a 431 before it is kept."""
 
@@ -105,10 +109,12 @@ class Settings(BaseSettings):
 
     api_keys: SecretStr | None = None
     """Comma-separated API keys; when set (or ``api_keys_file`` is), every request but the
-    health probes needs ``Authorization: Bearer <key>``. Off by default."""
+    health probes needs ``Authorization: Bearer <key>``; set without a usable key, the service
+    does not start. Off by default."""
 
     api_keys_file: Path | None = None
-    """A file of API keys, one per line (``#`` comments allowed); read at start-up."""
+    """A file of API keys, one per line (a line starting with ``#`` is a comment; a ``#``
+    elsewhere is part of the key); read at start-up."""
 
     metrics_require_key: bool = True
     """Whether ``/metrics`` also needs an API key when keys are configured."""

@@ -88,7 +88,7 @@ class Service:
             background.append(asyncio.create_task(flush_periodically(self.metrics)))
         try:
             # Lifespan state: each request finds it in scope["state"]; uvicorn also hands it to
-            # its connection protocols (app/server.py counts what the HTTP edge refuses).
+            # its connection protocols (app/edge counts what the HTTP edge refuses).
             yield {
                 "metrics": self.metrics,
                 SERVICES_STATE_KEY: Services(dataplane, self.observer, api_keys, settings),

@@ -10,10 +10,13 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.robustness.servers import process_status, serving
 from tests.robustness.sockets import answered, connect, request_head
+from tests.support import ServerProcess
 
 HERE = Path(__file__).resolve().parent
 MiB = 1 << 20
@@ -46,16 +49,26 @@ def memory_per_idle_connection() -> None:
     )
 
 
-def cost_of_a_refusal() -> None:
+@contextmanager
+def server_at_its_cap(log: Path, cap: int = 20) -> Iterator[ServerProcess]:
+    """``python -m app`` with ``max_connections=cap`` and patient deadlines, holding ``cap``
+    idle keep-alive connections (each answered once)."""
     patient = {"keep_alive_timeout": "120", "header_timeout": "120", "log_level": "warning"}
-    bodies = Path("/tmp/cap-costs-bodies.jsonl")
-    bodies.write_text('{"instances": [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3]]}\n')
-    with serving(
-        REPOSITORY, Path("/tmp/cap-costs-2.log"), max_connections="20", **patient
-    ) as server:
-        held = [connect(server) for _ in range(20)]
+    with serving(REPOSITORY, log, max_connections=str(cap), **patient) as server:
+        held = [connect(server) for _ in range(cap)]
         for connection in held:
             answered(connection, LIVE)
+        try:
+            yield server
+        finally:
+            for connection in held:
+                connection.close()
+
+
+def cost_of_a_refusal() -> None:
+    bodies = Path("/tmp/cap-costs-bodies.jsonl")
+    bodies.write_text('{"instances": [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3]]}\n')
+    with server_at_its_cap(Path("/tmp/cap-costs-2.log")) as server:
         start = cpu_seconds(server.process.pid)
         output = subprocess.run(
             [
@@ -75,8 +88,6 @@ def cost_of_a_refusal() -> None:
             check=True,
         ).stdout
         cpu = cpu_seconds(server.process.pid) - start
-        for connection in held:
-            connection.close()
     line = next(line for line in output.splitlines() if line.startswith("BENCH_RESULT"))
     result = json.loads(line.removeprefix("BENCH_RESULT "))
     requests = result["requests"]

@@ -1,7 +1,8 @@
 """RSS of one server process while 1000 connections each send a 1 MiB head, with each given
 ``--http`` (same app, same uvicorn command line otherwise).
 
-    MODELS=models .venv/bin/python -m bench.edge.rss_flood app.server:EdgeProtocol httptools h11
+    MODELS=models .venv/bin/python -m bench.edge.rss_flood \
+        app.edge.protocol:EdgeProtocol httptools h11
 """
 
 import asyncio

@@ -87,7 +87,7 @@ def secured(
         changes: dict[str, Any] = {"api_keys": SecretStr(f"{KEY}, {OTHER_KEY}")}
     else:
         keys_file = tmp_path_factory.mktemp("keys") / "api-keys"
-        keys_file.write_text(f"# the service's keys\n{KEY}\n\n{OTHER_KEY}  # the batch job\n")
+        keys_file.write_text(f"# the service's keys\n{KEY}\n\n  # the batch job\n{OTHER_KEY}\n")
         changes = {"api_keys_file": keys_file}
     with TestClient(create_app(settings.model_copy(update=changes))) as client:
         yield client
@@ -223,21 +223,80 @@ def test_keys_from_the_environment_are_trimmed_and_blank_ones_dropped(
         api_keys.check({b"authorization": b"Bearer "})
 
 
+# Keys that contain what a looser format would cut or take for a comment: every one must
+# open the service whole, and no piece of one may.
+UNUSUAL_KEYS = {
+    "a # inside": "x#Zq8pL2vN9rT4wY7uB1",
+    "a # at the end": "k-8d2f#",
+    "inner spaces": "two words and # more",
+    "= padding": "c2VjcmV0LWtleQ==",
+    "= inside": "a=b=c",
+}
+
+
+@pytest.fixture(scope="module")
+def unusual_keys(trained_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> ApiKeys:
+    """The keys above in a keys file, with comment lines, blank lines and stray spaces."""
+    keys_file = tmp_path_factory.mktemp("keys") / "api-keys"
+    lines = ["# keys of the service", ""]
+    for name, key in UNUSUAL_KEYS.items():
+        lines += [f"  # {name}", f"  {key}\t"]
+    keys_file.write_text("\n".join(lines) + "\n")
+    return ApiKeys.from_settings(Settings(model_dir=trained_repository, api_keys_file=keys_file))
+
+
+@pytest.mark.parametrize("key", UNUSUAL_KEYS.values(), ids=UNUSUAL_KEYS.keys())
+def test_a_key_from_the_file_opens_the_service_whole(unusual_keys: ApiKeys, key: str) -> None:
+    unusual_keys.check({b"authorization": b"Bearer " + key.encode()})
+
+
+def pieces(key: str) -> list[str]:
+    """What a parser that cut keys at ``#``, spaces or ``=`` would have kept of ``key``."""
+    cut = {key.split(separator, 1)[0] for separator in ("#", " ", "=")}
+    return sorted(piece for piece in cut | {key[:-1]} if piece != key)
+
+
 @pytest.mark.parametrize(
-    "changes",
-    [{"api_keys": SecretStr(" , ")}, {"api_keys_file": "comments"}],
-    ids=["only commas", "file of comments only"],
+    "piece",
+    sorted({piece for key in UNUSUAL_KEYS.values() for piece in pieces(key)}),
 )
+def test_no_piece_of_a_key_from_the_file_opens_the_service(
+    unusual_keys: ApiKeys, piece: str
+) -> None:
+    with pytest.raises(Unauthorized, match="not valid"):
+        unusual_keys.check({b"authorization": b"Bearer " + piece.encode()})
+
+
+def test_comment_lines_are_not_keys(unusual_keys: ApiKeys) -> None:
+    for comment in ["# keys of the service", "# a # inside", "#"]:
+        with pytest.raises(Unauthorized, match="not valid"):
+            unusual_keys.check({b"authorization": b"Bearer " + comment.encode()})
+
+
+UNUSABLE = {
+    "an empty variable": {"api_keys": SecretStr("")},
+    "blanks only": {"api_keys": SecretStr("   ")},
+    "a tab": {"api_keys": SecretStr("\t")},
+    "only commas": {"api_keys": SecretStr(",, ,")},
+    "file of comments only": {"api_keys_file": "# keys go here\n\n   \n"},
+    "empty file": {"api_keys_file": ""},
+}
+
+
+@pytest.mark.parametrize("changes", UNUSABLE.values(), ids=UNUSABLE.keys())
 def test_access_control_asked_for_without_a_usable_key_stops_the_start(
     trained_repository: Path, tmp_path: Path, changes: dict[str, Any]
 ) -> None:
-    """Fail closed: an operator who configured keys must not get an open service."""
-    if changes.get("api_keys_file") == "comments":
+    """Fail closed: an operator who set keys, however badly, must not get an open service."""
+    if "api_keys_file" in changes:
         keys_file = tmp_path / "keys"
-        keys_file.write_text("# keys go here\n\n")
+        keys_file.write_text(changes["api_keys_file"])
         changes = {"api_keys_file": keys_file}
     settings = Settings(
         model_dir=trained_repository, model_name=MODEL_NAME, poll_interval=0, **changes
     )
-    with pytest.raises(ValueError, match="key"), TestClient(create_app(settings)) as client:
+    with (
+        pytest.raises(ValueError, match=r"API keys are configured .* but none is usable"),
+        TestClient(create_app(settings)) as client,
+    ):
         client.post("/predict", json=JSON_BODIES["native"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import re
 import select
 import socket
@@ -22,6 +23,9 @@ from tests.support import ServerProcess
 
 LOOPBACK = "127.0.0.1"
 READ_SIZE = 65536
+# How long these helpers wait for what the server must do before calling it a hang: a guard
+# against a test that never ends, not a claim about how fast the server is.
+HANG_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,16 @@ def exchange(
     return result
 
 
+def fetched(server: ServerProcess, path: str, headers: Sequence[tuple[str, str]] = ()) -> Answer:
+    """``GET path`` on a connection of its own (no HTTP client: creating one loads TLS
+    certificates, a tenth of a second on a busy machine, on every call)."""
+    connection = connect(server)
+    try:
+        return answered(connection, request_head("GET", path, headers=headers))
+    finally:
+        connection.close()
+
+
 def answered(connection: socket.socket, request: bytes) -> Answer:
     """Send one complete request and read its answer, leaving the connection open."""
     connection.sendall(request)
@@ -155,15 +169,43 @@ def answered(connection: socket.socket, request: bytes) -> Answer:
 
 # The server's side: its JSON log and its metrics
 
+_markers = itertools.count()
+
 
 def log_lines(server: ServerProcess, since: int) -> list[dict[str, object]]:
     """The server's log lines after byte ``since`` of its log, parsed; a line that is not JSON
     (a raw traceback) is kept as an error-level line."""
     with server.log_path.open("rb") as log:
         log.seek(since)
-        text = log.read().decode(errors="replace")
+        return log_lines_of(log.read())
+
+
+def log_size(server: ServerProcess) -> int:
+    """Where the log ends once every line of what came before is in it (a request's line is
+    written just after its answer, so a line of the previous exchange may still be on its way
+    when the client has its answer): past a marker request's own line."""
+    return _past_marker(server)
+
+
+def log_lines_after(
+    server: ServerProcess, since: int, *, expected: int = 0
+) -> list[dict[str, object]]:
+    """The log lines after byte ``since`` once there are ``expected`` of them, and every line
+    of what came before is in (up to a marker request's line); marker lines left out."""
+    give_up = time.monotonic() + HANG_SECONDS
+    while len(_unmarked(log_lines(server, since))) < expected and time.monotonic() < give_up:
+        time.sleep(0.01)
+    end = _past_marker(server, since)
+    with server.log_path.open("rb") as log:
+        log.seek(since)
+        text = log.read(end - since)
+    return _unmarked(log_lines_of(text))
+
+
+def log_lines_of(data: bytes) -> list[dict[str, object]]:
+    """Log lines, parsed (see ``log_lines``)."""
     lines: list[dict[str, object]] = []
-    for line in text.splitlines():
+    for line in data.decode(errors="replace").splitlines():
         try:
             lines.append(orjson.loads(line))
         except orjson.JSONDecodeError:
@@ -171,24 +213,31 @@ def log_lines(server: ServerProcess, since: int) -> list[dict[str, object]]:
     return lines
 
 
-def log_size(server: ServerProcess) -> int:
-    """Where the log ends once it is quiet: a request's line is written just after its answer
-    (the access log records the whole request), so a line of the previous exchange may still
-    be on its way when the client has its answer."""
-    size = server.log_path.stat().st_size
-    deadline = time.monotonic() + 1
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = server.log_path.stat().st_size
-        if now == size:
-            return size
-        size = now
-    return size
+def _past_marker(server: ServerProcess, since: int = 0) -> int:
+    """Send a marker request (a probe: answered even past a connection cap) and wait for its
+    log line; the offset just past that line."""
+    marker = f"marker-{next(_markers)}"
+    fetched(server, "/health/live", [("X-Request-ID", marker)])
+    needle = f'"request_id":"{marker}"'.encode()
+    give_up = time.monotonic() + HANG_SECONDS
+    with server.log_path.open("rb") as log:
+        while True:
+            log.seek(since)
+            data = log.read()
+            found = data.find(needle)
+            if found >= 0:
+                return since + data.index(b"\n", found) + 1
+            assert time.monotonic() < give_up, f"the marker {marker} never reached the log"
+            time.sleep(0.01)
+
+
+def _unmarked(lines: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [line for line in lines if not str(line.get("request_id", "")).startswith("marker-")]
 
 
 def counter(server: ServerProcess, name: str, **labels: str) -> float:
     """The sum of a counter's samples with ``labels`` in ``GET /metrics`` (0: none yet)."""
-    return counter_in(httpx.get(server.base_url + "/metrics", timeout=10).text, name, **labels)
+    return counter_in(fetched(server, "/metrics").body.decode(), name, **labels)
 
 
 def counter_in(text: str, name: str, **labels: str) -> float:
@@ -285,21 +334,18 @@ class Sender(asyncio.Protocol):
         await self.closed
 
 
-async def latencies(server: ServerProcess, request: bytes, *, count: int) -> list[float]:
-    """Milliseconds of each of ``count`` requests answered 200, one after another, over one
+async def keep_alive_answers(server: ServerProcess, request: bytes, *, count: int) -> list[Answer]:
+    """The answers to ``count`` copies of ``request``, sent one after another over one
     keep-alive connection."""
     reader, writer = await asyncio.open_connection(LOOPBACK, port_of(server))
-    measured = []
+    answers: list[Answer] = []
     try:
         for _ in range(count):
-            started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
-            assert head.startswith(b"HTTP/1.1 200 "), head
             assert length is not None, head
-            await reader.readexactly(int(length[1]))
-            measured.append((time.perf_counter() - started) * 1000)
+            answers += parse_answers(head + await reader.readexactly(int(length[1])))
     finally:
         writer.close()
-    return measured
+    return answers

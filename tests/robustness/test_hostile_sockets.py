@@ -1,26 +1,40 @@
 """The HTTP edge against hostile clients, over raw sockets on loopback, against real server
 processes (``python -m app``) with short deadlines: stalled connections, oversized heads, the
-connection cap, disconnects, and the cases that were already handled well."""
+connection cap, disconnects, malformed framing, slow readers, and the cases that were already
+handled well.
+
+No test here claims a duration: a deadline is checked as "not before it" plus a generous hang
+guard, and the latency figures these scenarios used to print are measured by
+``python -m bench.edge.hostile``."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import socket
-import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 
-from app.server import PROBE_PATHS
+from app.edge.probes import PROBE_PATHS
 from tests.robustness.conftest import ReportFigure
-from tests.robustness.servers import predict_body, process_status, reset_peak_memory, serving
+from tests.robustness.servers import (
+    predict_body,
+    process_status,
+    reset_peak_memory,
+    serving,
+    wait_for,
+)
 from tests.robustness.sockets import (
+    HANG_SECONDS,
+    LOOPBACK,
+    Answer,
     Exchange,
     answered,
     close_all,
@@ -29,21 +43,27 @@ from tests.robustness.sockets import (
     counter_in,
     edge_events,
     exchange,
+    fetched,
     flood,
-    latencies,
-    log_lines,
+    keep_alive_answers,
+    log_lines_after,
     log_size,
     open_stalled,
+    parse_answers,
+    port_of,
     request_head,
 )
 from tests.support import REFERENCE_INPUTS, ServerProcess
 
-DEADLINE = 1.0  # header, body and keep-alive timeouts of the test server, seconds
+DEADLINE = 0.5  # header, body and keep-alive timeouts of edge_server, seconds
+WRITE_DEADLINE = 1.0  # its write timeout, well above the pauses of a client that reads slowly
 EARLY = 0.05  # a close this much before its deadline is still "at the deadline" (timer slack)
-LATE = 1.5  # ... and this much after it, on a shared and busy 2-core machine
 MAX_HEADER_BYTES = 16_384  # the defaults, which these tests exercise
 MAX_HEADER_COUNT = 100
 MiB = 1024 * 1024
+# Rows whose native answer (about 8.7 MB) is far more than loopback's socket buffers hold, so
+# that a client which stops reading leaves most of it in the server's own buffer.
+LARGE_ROWS = 60_000
 
 ROW = predict_body(REFERENCE_INPUTS[:1])
 PREDICT_REQUEST = (
@@ -72,12 +92,16 @@ def half_a_body(path: str) -> bytes:
 
 
 def json_logging_server(
-    repository: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
+    repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    command: list[str] | None = None,
+    **settings: str,
 ) -> Iterator[ServerProcess]:
-    """``python -m app`` with JSON logs and ``settings``, logging to a directory of its own."""
+    """``python -m app`` (or ``command``) with JSON logs and ``settings``, logging to a
+    directory of its own."""
     log = tmp_path_factory.mktemp("server") / "server.log"
     with serving(
-        repository, log, poll_interval=0, command=None, log_format="json", **settings
+        repository, log, poll_interval=0, command=command, log_format="json", **settings
     ) as server:
         yield server
 
@@ -86,27 +110,38 @@ def json_logging_server(
 def edge_server(
     trained_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """A server with one-second deadlines."""
-    one_second = str(DEADLINE)
+    """A server with short deadlines, and room for very large answers."""
     yield from json_logging_server(
         trained_repository,
         tmp_path_factory,
-        header_timeout=one_second,
-        body_timeout=one_second,
-        keep_alive_timeout=one_second,
+        header_timeout=str(DEADLINE),
+        body_timeout=str(DEADLINE),
+        keep_alive_timeout=str(DEADLINE),
+        write_timeout=str(WRITE_DEADLINE),
+        max_rows=str(LARGE_ROWS),
     )
 
 
-@pytest.fixture
-def default_server(trained_repository: Path, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A fresh server with the default settings (its memory figures are its own)."""
-    with serving(trained_repository, tmp_path / "server.log", log_format="json") as server:
-        yield server
+# Started with a soft limit of 128 open files (and a hard one of 4096), as some hosts do.
+LOW_OPEN_FILE_LIMIT = ["prlimit", "--nofile=128:4096", sys.executable, "-m", "app"]
+
+
+@pytest.fixture(scope="module")
+def default_server(
+    trained_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server with the default settings, started under a low open-file limit."""
+    yield from json_logging_server(
+        trained_repository, tmp_path_factory, command=LOW_OPEN_FILE_LIMIT
+    )
 
 
 def assert_closed_at(result: Exchange, deadline: float) -> None:
-    assert result.closed_after is not None, f"still open after {deadline + LATE} s"
-    assert deadline - EARLY <= result.closed_after <= deadline + LATE, result.closed_after
+    """Closed, and not before ``deadline``. How late is not checked: the exchange's own wait
+    (``HANG_SECONDS``) only stops a test whose server never closes, and is no claim about
+    timing (a shared machine may run late)."""
+    assert result.closed_after is not None, f"still open after {HANG_SECONDS} s"
+    assert result.closed_after >= deadline - EARLY, result.closed_after
 
 
 def assert_quiet(lines: list[dict[str, object]], *, at_most: int = 1) -> None:
@@ -116,6 +151,15 @@ def assert_quiet(lines: list[dict[str, object]], *, at_most: int = 1) -> None:
     errors = [line for line in lines if line.get("level") in ("error", "critical")]
     assert not errors, errors
     assert len(lines) <= at_most, lines
+
+
+def access_lines(lines: list[dict[str, object]]) -> list[tuple[object, object]]:
+    """(path, status) of each access-log line but the tests' own ``GET /metrics``."""
+    return [
+        (line["path"], line["status"])
+        for line in lines
+        if line.get("logger") == "app.access" and line.get("path") != "/metrics"
+    ]
 
 
 # Stalled connections
@@ -144,6 +188,10 @@ STALLS = {
         (HALF_LIVE,), "header_timeout", 408, prelude=LIVE
     ),
     "idle after an answer": Stall((), "idle_timeout", None, prelude=LIVE),
+    # Bytes that begin no request (uvicorn's own data_received would stop the idle timer).
+    "line ends trickled after an answer": Stall(
+        (b"\r\n",) * 20, "idle_timeout", None, prelude=LIVE, gap=0.1
+    ),
     "half a body the route never reads": Stall((LIVE_WITH_BODY + b"x" * 500,), "body_timeout", 200),
     "a body trickled after its answer": Stall(
         (LIVE_WITH_BODY, *[b"x" * 10] * 40), "body_timeout", 200, gap=0.1
@@ -160,8 +208,9 @@ def test_a_stalled_connection_is_closed_at_its_deadline_and_counted(
     connection = connect(edge_server)
     if stall.prelude:
         assert answered(connection, stall.prelude).status == 200
-    result = exchange(connection, stall.sends, gap=stall.gap, wait=DEADLINE + LATE)
-    lines = log_lines(edge_server, log_start)
+    result = exchange(connection, stall.sends, gap=stall.gap, wait=HANG_SECONDS)
+    logged = 1 if stall.prelude or stall.answer == 200 else 0  # the requests answered
+    lines = log_lines_after(edge_server, log_start, expected=logged)
 
     assert_closed_at(result, DEADLINE)
     assert [answer.status for answer in result.answers] == (
@@ -173,7 +222,7 @@ def test_a_stalled_connection_is_closed_at_its_deadline_and_counted(
         assert timeout.json() == {
             "error": {
                 "code": "request_timeout",
-                "message": "the request line and headers did not arrive within 1 s",
+                "message": f"the request line and headers did not arrive within {DEADLINE:g} s",
                 "row": None,
                 "field": None,
             }
@@ -214,8 +263,8 @@ def test_an_oversized_head_gets_a_431_and_is_counted(
 ) -> None:
     before = edge_events(edge_server, event)
     log_start = log_size(edge_server)
-    result = exchange(connect(edge_server), [head], wait=DEADLINE + LATE)
-    lines = log_lines(edge_server, log_start)
+    result = exchange(connect(edge_server), [head], wait=HANG_SECONDS)
+    lines = log_lines_after(edge_server, log_start)
 
     assert [answer.status for answer in result.answers] == [431]
     refusal = result.answers[0]
@@ -249,7 +298,7 @@ def test_the_byte_limit_is_on_the_whole_head_however_it_arrives(
 ) -> None:
     head = head_of(size)
     pieces = [head[start : start + 1000] for start in range(0, len(head), 1000)]
-    result = exchange(connect(edge_server), pieces, gap=0.01, wait=DEADLINE + LATE)
+    result = exchange(connect(edge_server), pieces, gap=0.01, wait=HANG_SECONDS)
     expected = 200 if size <= MAX_HEADER_BYTES else 431
     assert [answer.status for answer in result.answers][:1] == [expected]
 
@@ -264,9 +313,7 @@ def test_memory_stays_bounded_with_1000_connections_sending_1_mb_heads(
         connection.close()
     baseline = process_status(pid, "VmRSS")
     reset_peak_memory(pid)
-    started = time.monotonic()
     outcomes = asyncio.run(flood(default_server, head_of(MiB), connections=1000))
-    elapsed = time.monotonic() - started
     peak = process_status(pid, "VmHWM")
     growth = peak - baseline
 
@@ -274,42 +321,50 @@ def test_memory_stays_bounded_with_1000_connections_sending_1_mb_heads(
     assert outcomes["431"] >= 900, outcomes  # a reset can beat the answer to a client
     report_figure(
         "hostile heads",
-        f"1000 connections x 1 MiB head: {dict(outcomes)} in {elapsed:.1f} s; "
-        f"server RSS {baseline / MiB:.0f} MiB -> peak {peak / MiB:.0f} MiB "
-        f"(+{growth / MiB:.1f} MiB)",
+        f"1000 connections x 1 MiB head: {dict(outcomes)}; server RSS {baseline / MiB:.0f} MiB "
+        f"-> peak {peak / MiB:.0f} MiB (+{growth / MiB:.1f} MiB)",
     )
     # Kept whole, the heads alone would take 1000 MiB.
     assert growth < 64 * MiB, f"RSS grew by {growth / MiB:.0f} MiB"
 
 
-def test_500_stalled_connections_leave_normal_requests_fast(
-    default_server: ServerProcess, report_figure: ReportFigure
+def test_beside_500_stalled_connections_requests_are_answered_right(
+    default_server: ServerProcess,
 ) -> None:
+    """Each stalled connection waits for its header or body deadline (10 and 30 s by default)
+    while requests are served; how fast is measured by ``python -m bench.edge.hostile``."""
     stalls = [b"", HALF_LIVE, half_a_body("/predict")] * 167
+    log_start = log_size(default_server)
 
-    async def measure() -> tuple[list[float], list[float]]:
-        await latencies(default_server, PREDICT_REQUEST, count=50)  # warm-up
-        quiet = await latencies(default_server, PREDICT_REQUEST, count=300)
+    async def around_stalls() -> tuple[list[Answer], list[Answer]]:
+        alone = await keep_alive_answers(default_server, PREDICT_REQUEST, count=20)
         stalled = await open_stalled(default_server, stalls[:500])
         try:
-            await asyncio.sleep(0.5)  # every stalled connection accepted and parsed
-            loaded = await latencies(default_server, PREDICT_REQUEST, count=300)
+            beside = await keep_alive_answers(default_server, PREDICT_REQUEST, count=300)
         finally:
             await close_all(stalled)
-        return quiet, loaded
+        return alone, beside
 
-    quiet, loaded = asyncio.run(measure())
-    p99_quiet, p99_loaded = percentile(quiet, 99), percentile(loaded, 99)
-    report_figure(
-        "stalled connections",
-        f"1-row POST /predict p50/p99 {percentile(quiet, 50):.1f}/{p99_quiet:.1f} ms alone, "
-        f"{percentile(loaded, 50):.1f}/{p99_loaded:.1f} ms beside 500 stalled connections",
-    )
-    assert p99_loaded < 50, f"p99 {p99_loaded:.1f} ms"
+    alone, beside = asyncio.run(around_stalls())
+    lines = log_lines_after(default_server, log_start, expected=320)
+
+    assert {answer.status for answer in alone + beside} == {200}
+    assert {answer.body for answer in beside} == {alone[0].body}
+    assert not [line for line in lines if line.get("level") in ("error", "critical")]
 
 
-def percentile(values: list[float], percent: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+def test_a_server_started_under_a_low_open_file_limit_raises_it_for_its_connections(
+    default_server: ServerProcess,
+) -> None:
+    """Under a soft limit of 128 open files (``LOW_OPEN_FILE_LIMIT``), the server raises its
+    own to what its cap needs, and holds 300 connections."""
+    held = [connect(default_server) for _ in range(300)]
+    try:
+        statuses = Counter(answered(connection, LIVE).status for connection in held)
+    finally:
+        for connection in held:
+            connection.close()
+    assert statuses == {200: 300}
 
 
 # The connection cap
@@ -330,6 +385,11 @@ def capped_server(
         keep_alive_timeout="60",
         header_timeout="60",
     )
+
+
+def below_the_cap(server: ServerProcess) -> bool:
+    """Whether a request that is no probe is served (not answered 503 for the cap)."""
+    return fetched(server, "/metadata").status == 200
 
 
 @dataclass
@@ -362,7 +422,8 @@ def full_server(capped_server: ServerProcess) -> Iterator[FullServer]:
     finally:
         for connection in held:
             connection.close()
-        time.sleep(0.2)  # the server sees them closed before the next test
+        # The server sees them closed before the next test.
+        wait_for(lambda: below_the_cap(capped_server), "connections let go", capped_server)
 
 
 OVER_THE_CAP = {
@@ -381,8 +442,8 @@ def test_past_the_connection_cap_a_request_gets_a_503_and_is_counted(
 ) -> None:
     before = full_server.refusals()
     log_start = log_size(full_server.server)
-    result = exchange(connect(full_server.server), [request_bytes], wait=5)
-    lines = log_lines(full_server.server, log_start)
+    result = exchange(connect(full_server.server), [request_bytes], wait=HANG_SECONDS)
+    lines = log_lines_after(full_server.server, log_start)
 
     assert [answer.status for answer in result.answers] == [503]
     refusal = result.answers[0]
@@ -399,7 +460,7 @@ def test_past_the_connection_cap_the_health_probes_still_answer(
     full_server: FullServer, path: str
 ) -> None:
     before = full_server.refusals()
-    result = exchange(connect(full_server.server), [request_head("GET", path)], wait=5)
+    result = exchange(connect(full_server.server), [request_head("GET", path)], wait=HANG_SECONDS)
 
     assert [answer.status for answer in result.answers] == [200]
     assert result.answers[0].headers["connection"] == "close"  # answered, then let go
@@ -407,20 +468,16 @@ def test_past_the_connection_cap_the_health_probes_still_answer(
     assert full_server.refusals() == before
 
 
-def test_refusals_past_the_cap_are_fast(
-    full_server: FullServer, report_figure: ReportFigure
-) -> None:
-    refused = []
-    for _ in range(50):
-        started = time.perf_counter()
-        result = exchange(connect(full_server.server), [PREDICT_REQUEST], wait=5)
-        refused.append((time.perf_counter() - started) * 1000)
-        assert [answer.status for answer in result.answers] == [503]
-    report_figure(
-        "connection cap",
-        f"past {CAP} connections: 503 in p50 {percentile(refused, 50):.2f} ms, "
-        f"max {max(refused):.2f} ms (connect, send, answer, close)",
-    )
+def test_every_connection_past_the_cap_is_refused_and_counted(full_server: FullServer) -> None:
+    """50 in a row, each connected, refused and closed (how fast: bench.edge.hostile)."""
+    before = full_server.refusals()
+    results = [
+        exchange(connect(full_server.server), [PREDICT_REQUEST], wait=HANG_SECONDS)
+        for _ in range(50)
+    ]
+    assert Counter(answer.status for result in results for answer in result.answers) == {503: 50}
+    assert all(result.closed_after is not None for result in results)
+    assert full_server.refusals() == before + 50
 
 
 def test_once_connections_close_new_ones_are_served_again(capped_server: ServerProcess) -> None:
@@ -429,36 +486,13 @@ def test_once_connections_close_new_ones_are_served_again(capped_server: ServerP
         assert answered(connection, LIVE).status == 200
     for connection in held:
         connection.close()
-    time.sleep(0.2)
+    wait_for(lambda: below_the_cap(capped_server), "connections let go", capped_server)
     connection = connect(capped_server)
     try:
         assert answered(connection, PREDICT_REQUEST).status == 200
         assert answered(connection, PREDICT_REQUEST).status == 200  # kept alive
     finally:
         connection.close()
-
-
-def test_the_cap_is_reachable_under_a_low_open_file_limit(
-    trained_repository: Path, tmp_path: Path
-) -> None:
-    """Started with a soft limit of 128 open files (a hard one of 4096), the server raises its
-    own soft limit to what its cap needs, and holds 300 connections."""
-    command = ["prlimit", "--nofile=128:4096", sys.executable, "-m", "app"]
-    with serving(
-        trained_repository,
-        tmp_path / "server.log",
-        command=command,
-        max_connections="300",
-        header_timeout="60",
-        keep_alive_timeout="60",
-    ) as server:
-        held = [connect(server) for _ in range(300)]
-        try:
-            statuses = Counter(answered(connection, LIVE).status for connection in held)
-        finally:
-            for connection in held:
-                connection.close()
-    assert statuses == {200: 300}
 
 
 # Disconnects and slow bodies on the data plane (the application's part of the edge)
@@ -471,24 +505,34 @@ def test_a_client_that_disconnects_mid_request_is_one_info_line_with_499(
     before = counter(edge_server, "multilabel_http_requests_total", status="499")
     log_start = log_size(edge_server)
     connection = connect(edge_server)
-    connection.sendall(half_a_body(path))
-    time.sleep(0.2)  # the application is reading the body
+    connection.sendall(half_a_body(path))  # the head is enough for the application to start
     connection.close()
-    lines = wait_for_lines(edge_server, log_start, count=1)
+    lines = log_lines_after(edge_server, log_start, expected=1)
 
     assert_quiet(lines)
     assert [(line["level"], line["status"]) for line in lines] == [("info", 499)]
     assert counter(edge_server, "multilabel_http_requests_total", status="499") == before + 1
 
 
-@pytest.mark.parametrize("endpoint", INFERENCE_ENDPOINTS.keys())
-def test_a_body_that_stops_arriving_gets_a_408_in_its_protocols_envelope(
-    edge_server: ServerProcess, endpoint: str
-) -> None:
-    log_start = log_size(edge_server)
-    result = exchange(
-        connect(edge_server), [half_a_body(INFERENCE_ENDPOINTS[endpoint])], wait=DEADLINE + LATE
+def no_body(path: str) -> bytes:
+    """A JSON POST to ``path`` declaring 100 bytes of body and sending none."""
+    return request_head(
+        "POST", path, headers=[("Content-Type", "application/json")], body_length=100
     )
+
+
+BODIES_CUT_SHORT = {"half a body": half_a_body, "a declared body never sent": no_body}
+
+
+@pytest.mark.parametrize("endpoint", INFERENCE_ENDPOINTS.keys())
+@pytest.mark.parametrize("cut_short", BODIES_CUT_SHORT.values(), ids=BODIES_CUT_SHORT.keys())
+def test_a_body_that_stops_arriving_gets_a_408_in_its_protocols_envelope(
+    edge_server: ServerProcess, endpoint: str, cut_short: Callable[[str], bytes]
+) -> None:
+    path = INFERENCE_ENDPOINTS[endpoint]
+    log_start = log_size(edge_server)
+    result = exchange(connect(edge_server), [cut_short(path)], wait=HANG_SECONDS)
+    lines = log_lines_after(edge_server, log_start, expected=1)
 
     assert [answer.status for answer in result.answers] == [408]
     error = result.answers[0].json()["error"]  # type: ignore[index]
@@ -498,24 +542,23 @@ def test_a_body_that_stops_arriving_gets_a_408_in_its_protocols_envelope(
         assert isinstance(error, str)
     assert result.answers[0].headers["connection"] == "close"
     assert_closed_at(result, DEADLINE)
-    lines = log_lines(edge_server, log_start)
     assert_quiet(lines)
-    assert [line["status"] for line in lines] == [408]
+    assert access_lines(lines) == [(path, 408)]
 
 
-def wait_for_lines(server: ServerProcess, since: int, *, count: int) -> list[dict[str, object]]:
-    """The log lines after ``since`` once there are ``count`` of them (or after 3 s), plus a
-    moment for any that would follow."""
-    deadline = time.monotonic() + 3
-    while len(log_lines(server, since)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    return log_lines(server, since)
+# Malformed requests: answered 400, and logged as what the client got
 
 
-# What was already right, kept right
+def with_transfer_encoding(method: str, path: str, coding: str) -> bytes:
+    head = request_head(
+        method,
+        path,
+        headers=[("Content-Type", "application/json"), ("Transfer-Encoding", coding)],
+    )
+    return head + (b"5\r\nhello\r\n0\r\n\r\n" if method == "POST" else b"")
 
 
+ONLY_CHUNKED = "malformed HTTP request: the only Transfer-Encoding accepted is chunked"
 MALFORMED = {
     "negative Content-Length": (
         request_head("POST", "/predict", headers=[("Content-Length", "-1")]),
@@ -532,16 +575,29 @@ MALFORMED = {
         b"GET /health\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
         "malformed HTTP request: Invalid char in url path",
     ),
+    # Found by llhttp only once the head is complete: refused before the application sees it.
+    "Transfer-Encoding xchunked": (
+        with_transfer_encoding("POST", "/predict", "xchunked"),
+        ONLY_CHUNKED,
+    ),
+    "Transfer-Encoding gzip on a probe": (
+        with_transfer_encoding("GET", "/health/live", "gzip"),
+        ONLY_CHUNKED,
+    ),
+    "Transfer-Encoding gzip before chunked": (
+        with_transfer_encoding("POST", "/predict", "gzip, chunked"),
+        ONLY_CHUNKED,
+    ),
 }
 
 
 @pytest.mark.parametrize(("request_bytes", "message"), MALFORMED.values(), ids=MALFORMED.keys())
-def test_a_malformed_request_gets_a_400_that_says_why(
+def test_a_malformed_request_gets_a_400_that_says_why_before_any_route_sees_it(
     edge_server: ServerProcess, request_bytes: bytes, message: str
 ) -> None:
     log_start = log_size(edge_server)
-    result = exchange(connect(edge_server), [request_bytes], wait=5)
-    lines = log_lines(edge_server, log_start)
+    result = exchange(connect(edge_server), [request_bytes], wait=HANG_SECONDS)
+    lines = log_lines_after(edge_server, log_start, expected=1)
 
     assert [answer.status for answer in result.answers] == [400]
     assert result.answers[0].json() == {
@@ -549,7 +605,152 @@ def test_a_malformed_request_gets_a_400_that_says_why(
     }
     assert result.answers[0].headers["connection"] == "close"
     assert result.closed_after is not None
-    assert_quiet(lines)  # uvicorn's one warning line
+    # uvicorn's one line for a malformed request, and no access line: no route saw it.
+    assert [(line["level"], line["message"]) for line in lines] == [
+        ("warning", "Invalid HTTP request received.")
+    ]
+
+
+def chunked(path: str, method: str = "POST") -> bytes:
+    return request_head(
+        method,
+        path,
+        headers=[("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
+    )
+
+
+# Chunked bodies that break after the head: what follows it, sent 0.1 s apart, and llhttp's
+# reason. The last one breaks while the route is already waiting for more of the body.
+BROKEN_CHUNKS = {
+    "a chunk size past 64 bits": ((b"FFFFFFFFFFFFFFFFF1\r\n[[",), "Chunk size overflow"),
+    "a chunk line ended by a bare LF": (
+        (b'29;x=y\n{"instances": ',),
+        "Missing expected CR after chunk extension value",
+    ),
+    "a good chunk, then a broken one": (
+        (b'e\r\n{"instances": \r\n', b"zz\r\n"),
+        "Invalid character in chunk size",
+    ),
+}
+
+
+@pytest.mark.parametrize("endpoint", INFERENCE_ENDPOINTS.keys())
+@pytest.mark.parametrize(("sends", "reason"), BROKEN_CHUNKS.values(), ids=BROKEN_CHUNKS.keys())
+def test_a_malformed_chunked_body_gets_a_400_in_its_protocols_envelope_and_is_logged_so(
+    edge_server: ServerProcess, endpoint: str, sends: tuple[bytes, ...], reason: str
+) -> None:
+    path = INFERENCE_ENDPOINTS[endpoint]
+    log_start = log_size(edge_server)
+    first, *rest = sends
+    result = exchange(connect(edge_server), [chunked(path) + first, *rest], gap=0.1)
+    lines = log_lines_after(edge_server, log_start, expected=1)
+
+    assert [answer.status for answer in result.answers] == [400]
+    error = result.answers[0].json()["error"]  # type: ignore[index]
+    message = f"malformed HTTP request body: {reason}"
+    if endpoint == "native":
+        assert (error["code"], error["message"]) == ("bad_request", message)
+    else:
+        assert error == message
+    assert result.answers[0].headers["connection"] == "close"
+    assert result.closed_after is not None
+    assert_quiet(lines)
+    assert access_lines(lines) == [(path, 400)]
+
+
+def test_a_malformed_chunked_body_no_route_reads_gets_the_routes_answer_then_a_close(
+    edge_server: ServerProcess,
+) -> None:
+    log_start = log_size(edge_server)
+    request_bytes = chunked("/health/live", "GET") + b"FFFFFFFFFFFFFFFFF1\r\n"
+    result = exchange(connect(edge_server), [request_bytes])
+    lines = log_lines_after(edge_server, log_start, expected=1)
+
+    assert [answer.status for answer in result.answers] == [200]
+    assert result.closed_after is not None
+    assert access_lines(lines) == [("/health/live", 200)]
+
+
+# Slow readers of large answers
+
+
+def large_prediction_request() -> bytes:
+    body = predict_body(REFERENCE_INPUTS[:1] * LARGE_ROWS)
+    head = request_head(
+        "POST", "/predict", headers=[("Content-Type", "application/json")], body_length=len(body)
+    )
+    return head + body
+
+
+def slow_reader(server: ServerProcess) -> socket.socket:
+    """A connection with a small receive window: what it leaves unread stays on the server."""
+    connection = socket.socket()
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    connection.settimeout(HANG_SECONDS)
+    connection.connect((LOOPBACK, port_of(server)))
+    return connection
+
+
+def read_until_closed(connection: socket.socket, *, pause: float = 0.0) -> bytes:
+    """Everything the server sends until it closes, taken 2 MiB at a time, ``pause`` seconds
+    apart."""
+    received = bytearray()
+    taken = 0
+    try:
+        while chunk := connection.recv(65536):
+            received += chunk
+            taken += len(chunk)
+            if pause and taken >= 2 * MiB:
+                taken = 0
+                time.sleep(pause)
+    except ConnectionResetError:
+        pass
+    finally:
+        connection.close()
+    return bytes(received)
+
+
+def test_a_client_that_stops_reading_its_answer_is_dropped_at_the_write_deadline(
+    edge_server: ServerProcess,
+) -> None:
+    before = edge_events(edge_server, "write_timeout")
+    connection = slow_reader(edge_server)
+    connection.sendall(large_prediction_request())
+    sent = time.monotonic()
+    # The deadline runs from when the server's buffer filled, after the answer was made.
+    time.sleep(max(0.0, sent + WRITE_DEADLINE - EARLY - time.monotonic()))
+    assert edge_events(edge_server, "write_timeout") == before, "dropped before its deadline"
+    wait_for(
+        lambda: edge_events(edge_server, "write_timeout") == before + 1,
+        "the write deadline",
+        edge_server,
+        timeout=HANG_SECONDS,
+    )
+    received = read_until_closed(connection)
+
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    declared = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    assert declared is not None
+    assert len(body) < int(declared[1])  # the rest was dropped with the connection
+
+
+def test_a_client_that_reads_its_answer_slowly_gets_all_of_it(edge_server: ServerProcess) -> None:
+    """It pauses for a third of the write deadline after each 2 MiB: more than the deadline in
+    all, never that long without taking some of its answer."""
+    before = edge_events(edge_server, "write_timeout")
+    connection = slow_reader(edge_server)
+    connection.sendall(large_prediction_request())
+    connection.shutdown(socket.SHUT_WR)  # no more requests: the server closes after the answer
+    received = read_until_closed(connection, pause=WRITE_DEADLINE / 3)
+
+    [answer] = parse_answers(received)
+    assert answer.status == 200
+    assert len(orjson.loads(answer.body)["predictions"]) == LARGE_ROWS
+    assert edge_events(edge_server, "write_timeout") == before
+
+
+# What was already right, kept right
 
 
 REQUEST_IDS = {
@@ -586,7 +787,7 @@ def test_an_upgrade_request_is_served_as_plain_http_without_warnings(
         answer = answered(connection, request_head("GET", "/health/live", headers=upgrade))
     finally:
         connection.close()
-    lines = wait_for_lines(edge_server, log_start, count=1)
+    lines = log_lines_after(edge_server, log_start, expected=1)
 
     assert answer.status == 200
     assert [line["logger"] for line in lines] == ["app.access"]

@@ -1,50 +1,37 @@
-"""The HTTP edge: uvicorn with a connection protocol that holds against hostile clients.
+"""``EdgeProtocol``: uvicorn's httptools protocol with the limits of ``Settings``.
 
-``EdgeProtocol`` is uvicorn's httptools protocol plus the limits of ``Settings``: deadlines for
-the request head, for a declared body and for idle keep-alive connections; caps on header
-bytes and count, enforced while the head is parsed; and a cap on open connections per worker,
-past which requests get a fast 503 while the health probes (``PROBE_PATHS``) still answer.
-Each of these is counted (``ServiceMetrics.observe_connection_event``) and none is logged:
-hostile clients must not be able to write the service's logs (a malformed request keeps
-uvicorn's one warning line, and gets a 400 that says what is wrong).
+Deadlines for the request head, for a declared body, for idle keep-alive connections and for
+a client that stops reading its answer; caps on header bytes and count, enforced while the
+head is parsed; a cap on open connections per worker, past which requests get a fast 503 while
+the health probes (``PROBE_PATHS``) still answer; and framing errors answered 400 whether
+found in the head or in a chunked body. Each of these is counted
+(``ServiceMetrics.observe_connection_event``) and none is logged: hostile clients must not be
+able to write the service's logs (a malformed request keeps uvicorn's one warning line, and
+gets a 400 that says what is wrong).
 
-It relies on uvicorn's protocol methods; ``tests/app/test_server.py`` fails if their
-signatures, or the uvicorn code this module re-implements or builds on, change.
+This is the only module that builds on uvicorn's and httptools' internals: every attribute and
+behaviour it relies on is a clause of ``app.edge.contract``, checked before this module is
+imported at start-up (stock uvicorn serves instead when one fails) and in the tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import resource
-import signal
-import sys
+from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import Any, Literal
 
 import httptools
 import orjson
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.config import Settings, get_settings
+from app.config import get_settings
+from app.edge.probes import PROBE_METHODS, PROBE_PATHS
 from app.errors import BadRequest, Overloaded, RequestTimeout
-from app.logs import configure_logging, logging_config
-from app.metrics import ServiceMetrics, multiprocess_directory
-
-# The exact paths that orchestrators probe (deploy/k8s and deploy/kserve): answered even past
-# the connection cap, so that a flood of connections does not get the pod restarted.
-PROBE_PATHS = frozenset(
-    {b"/health", b"/health/live", b"/health/ready", b"/v2/health/live", b"/v2/health/ready"}
-)
-_PROBE_METHODS = frozenset({b"GET", b"HEAD"})
-
-logger = logging.getLogger(__name__)
-
-# Files a worker keeps open beside its client connections: the listening socket, the model,
-# logs, metrics files, ONNX Runtime's own.
-OTHER_OPEN_FILES = 64
+from app.metrics import ServiceMetrics
 
 # After the body deadline, a request the application is still handling gets this long to be
 # answered by the application itself (the data plane answers 408 in its protocol's envelope)
@@ -53,6 +40,7 @@ BODY_DEADLINE_GRACE = 1.0
 # After a refusal, what the client is still sending is read and dropped for at most this long,
 # so that closing with unread data (a TCP reset) does not destroy the answer before it is read.
 LINGER_SECONDS = 1.0
+_CHUNKED = b"chunked"
 
 
 # Where a connection is in its current request, as far as the parser has seen: "head" waits
@@ -65,16 +53,48 @@ Phase = Literal["head", "body", "idle", "closing"]
 class Refusal(Exception):
     """Raised in a parser callback to stop parsing: the request is refused with ``status``,
     counted as ``event`` (if any), and answered with ``code`` and ``message`` in the native
-    error shape."""
+    error shape; ``malformed`` ones also get uvicorn's one warning line."""
 
     def __init__(
-        self, status: HTTPStatus, event: str | None, message: str, *, code: str | None = None
+        self,
+        status: HTTPStatus,
+        event: str | None,
+        message: str,
+        *,
+        code: str | None = None,
+        malformed: bool = False,
     ):
         super().__init__(message)
         self.status = status
         self.event = event
         self.message = message
         self.code = code or event or "http_error"
+        self.malformed = malformed
+
+
+class ChunkedBody:
+    """The application, for one chunked request: its ``receive()`` raises ``BadRequest`` once
+    the edge has found the chunks malformed, so that the route reading the body answers it in
+    its protocol's error shape (and logs it with that status)."""
+
+    __slots__ = ("app", "error")
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self.error: str | None = None
+
+    # Not a coroutine function: it returns the application's own coroutine.
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return self.app(scope, self._checked(receive), send)
+
+    def _checked(self, receive: Receive) -> Receive:
+        async def receive_checked() -> Message:
+            message = await receive()
+            if self.error is not None:
+                raise BadRequest(self.error, headers={"Connection": "close"})
+            return message
+
+        return receive_checked
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -85,6 +105,7 @@ class EdgeProtocol(HttpToolsProtocol):
     # every attribute read of uvicorn's own code on the hot path takes a slower route.
     __slots__ = (
         "_body_grace_given",
+        "_chunked_body",
         "_deadline",
         "_deadline_phase",
         "_head_bytes",
@@ -93,6 +114,9 @@ class EdgeProtocol(HttpToolsProtocol):
         "_max_header_count",
         "_over_connection_limit",
         "_phase",
+        "_transfer_encoding",
+        "_unwritten",
+        "_write_deadline",
         "settings",
     )
 
@@ -116,9 +140,13 @@ class EdgeProtocol(HttpToolsProtocol):
         self._phase: Phase = "head"
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_phase: Phase | None = None  # the phase the running deadline guards
+        self._write_deadline: asyncio.TimerHandle | None = None
+        self._unwritten = 0  # bytes in the transport's buffer when the write deadline started
         self._body_grace_given = False
         self._head_bytes = 0  # bytes of the current request head fed to the parser so far
         self._header_count = 0
+        self._transfer_encoding: bytes | None = None  # the request's, as sent
+        self._chunked_body: ChunkedBody | None = None  # the current request's, when chunked
         self._over_connection_limit = False
 
     # Connection events
@@ -132,12 +160,14 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        self._cancel_write_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's data_received, except that the keep-alive timer is cancelled when a request
         # begins (on_message_begin) rather than on any byte, so that stray bytes between
-        # requests do not keep an idle connection open, and that the head is capped.
+        # requests do not keep an idle connection open, that the head is capped, and that
+        # an upgrade is never attempted.
         phase = self._phase
         if phase == "closing":
             return  # a refused client still sending: dropped
@@ -154,10 +184,10 @@ class EdgeProtocol(HttpToolsProtocol):
             if isinstance(error.__context__, Refusal):
                 self._refuse(error.__context__)
             else:
-                self._invalid_request(error)
+                self._malformed(error)
             return
         except httptools.HttpParserError as error:
-            self._invalid_request(error)
+            self._malformed(error)
             return
         except httptools.HttpParserUpgrade:
             # Never upgraded (see __init__): the request is served as plain HTTP, as uvicorn
@@ -190,6 +220,17 @@ class EdgeProtocol(HttpToolsProtocol):
             self._close("idle_timeout")
         # Otherwise a request is under way and its own deadline (head or body) governs.
 
+    def pause_writing(self) -> None:
+        """The transport's buffer is full (the client is not taking its answer): start the
+        write deadline, unless it already runs."""
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._arm_write_deadline()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_write_deadline()
+
     # Parser callbacks
 
     def on_message_begin(self) -> None:
@@ -200,6 +241,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._phase = "head"
         self._head_bytes = 0
         self._header_count = 0
+        self._transfer_encoding = None
+        self._chunked_body = None
         self._body_grace_given = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -214,6 +257,10 @@ class EdgeProtocol(HttpToolsProtocol):
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
+        elif name == b"transfer-encoding":
+            # Several fields are one list: a second one can never make it plain "chunked".
+            previous = self._transfer_encoding
+            self._transfer_encoding = value if previous is None else previous + b", " + value
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -225,11 +272,34 @@ class EdgeProtocol(HttpToolsProtocol):
                 "retry later",
                 code=Overloaded.code,
             )
-        super().on_headers_complete()
+        if self._transfer_encoding is None:
+            super().on_headers_complete()
+        else:
+            self._start_chunked(self._transfer_encoding)
         self._phase = "body"
         self._head_bytes = 0
         if self._over_connection_limit and self.cycle is not None:
             self.cycle.keep_alive = False  # a probe past the cap: answered, then closed
+
+    def _start_chunked(self, transfer_encoding: bytes) -> None:
+        """Refuse any transfer coding but plain ``chunked`` before the application sees the
+        request (llhttp would only say so after it has been handed to the application); hand
+        a chunked request to the application as a ``ChunkedBody``."""
+        if transfer_encoding.strip().lower() != _CHUNKED:
+            raise Refusal(
+                HTTPStatus.BAD_REQUEST,
+                None,
+                "malformed HTTP request: the only Transfer-Encoding accepted is chunked",
+                code=BadRequest.code,
+                malformed=True,
+            )
+        # uvicorn's on_headers_complete starts this request with self.app.
+        application = self.app
+        self._chunked_body = self.app = ChunkedBody(application)
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = application
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -269,6 +339,11 @@ class EdgeProtocol(HttpToolsProtocol):
             self._deadline = None
         self._deadline_phase = None
 
+    def _cancel_write_deadline(self) -> None:
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
     def _head_deadline_passed(self) -> None:
         self._deadline = None
         self._refuse(
@@ -291,11 +366,61 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         self._close("body_timeout")
 
+    def _arm_write_deadline(self) -> None:
+        self._unwritten = self.transport.get_write_buffer_size()
+        self._write_deadline = self.loop.call_later(
+            self.settings.write_timeout, self._write_deadline_passed
+        )
+
+    def _write_deadline_passed(self) -> None:
+        """``write_timeout`` since the buffer filled or the client last took some of it: a
+        client still taking its answer gets another ``write_timeout``; one that took none of
+        it is dropped, with what it left (closing gracefully would wait for it)."""
+        self._write_deadline = None
+        # While writing is paused nothing is added to the buffer (uvicorn's send waits), so a
+        # smaller buffer means the client took some.
+        if self.transport.get_write_buffer_size() < self._unwritten:
+            self._arm_write_deadline()
+            return
+        self._count("write_timeout")
+        self._cancel_deadline()
+        self._phase = "closing"
+        self.transport.abort()
+
     # Ending connections
+
+    def _malformed(self, error: httptools.HttpParserError) -> None:
+        """A request the parser rejects, in its head or in its chunked body."""
+        # llhttp's reason quotes nothing the client sent; a callback's own error has none.
+        reason = str(error) if type(error) is not httptools.HttpParserCallbackError else ""
+        if self._phase == "body" and self._chunked_body is not None:
+            self._malformed_body(reason)
+            return
+        message = f"malformed HTTP request: {reason}" if reason else "malformed HTTP request"
+        self._refuse(
+            Refusal(HTTPStatus.BAD_REQUEST, None, message, code=BadRequest.code, malformed=True)
+        )
+
+    def _malformed_body(self, reason: str) -> None:
+        """Chunks the parser rejects, after the request was handed to the application: the
+        application answers (it reads the body: a 400 in its protocol's shape, logged as such;
+        it did not: its own answer), then the connection closes. Until then, the input is
+        dropped and the body deadline still bounds the wait."""
+        cycle = self.cycle
+        assert self._chunked_body is not None
+        self._phase = "closing"
+        if cycle is None or cycle.response_complete:
+            self._close(None)  # answered already: nobody is left to tell
+            return
+        self._chunked_body.error = f"malformed HTTP request body: {reason or 'unreadable chunks'}"
+        cycle.keep_alive = False
+        cycle.message_event.set()  # wake a receive() waiting for more of the body
 
     def _refuse(self, refusal: Refusal) -> None:
         """Answer ``refusal`` with ``Connection: close`` (unless another answer is under way),
         then close once the client has stopped sending or after ``LINGER_SECONDS``."""
+        if refusal.malformed:
+            self.logger.warning("Invalid HTTP request received.")  # uvicorn's line for these
         if self.cycle is not None and not self.cycle.response_complete:
             self._close(refusal.event)  # never interleave with the application's answer
             return
@@ -343,69 +468,6 @@ class EdgeProtocol(HttpToolsProtocol):
         head.append(b"connection: close\r\n\r\n")
         return b"".join([*head, body])
 
-    def _invalid_request(self, error: httptools.HttpParserError) -> None:
-        """A request the parser rejects: uvicorn's one warning line, and a 400 that says why
-        (llhttp's reason, which quotes nothing the client sent)."""
-        self.logger.warning("Invalid HTTP request received.")
-        reason = str(error) if type(error) is not httptools.HttpParserCallbackError else ""
-        message = f"malformed HTTP request: {reason}" if reason else "malformed HTTP request"
-        self._refuse(Refusal(HTTPStatus.BAD_REQUEST, None, message, code=BadRequest.code))
-
     def _is_probe(self) -> bool:
         method = self.parser.get_method()
-        return method in _PROBE_METHODS and httptools.parse_url(self.url).path in PROBE_PATHS
-
-
-# uvicorn's ``http=`` import string for EdgeProtocol.
-PROTOCOL = f"{__name__}:{EdgeProtocol.__qualname__}"
-
-
-def allow_open_files(needed: int) -> int:
-    """Raise this process's soft limit on open files towards ``needed`` (never past the hard
-    limit; worker processes inherit it); returns the limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return soft
-    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
-    return raised
-
-
-def serve(settings: Settings) -> None:
-    """Run the service with uvicorn until SIGTERM or SIGINT: one process, or ``workers``.
-
-    ``settings`` are the process's own (``get_settings()``): each worker process reads them
-    again, for the application and for ``EdgeProtocol``.
-    """
-    configure_logging(settings)
-    # Past the open-file limit, accepting fails before the connection cap can answer (a 1024
-    # soft limit is common): make room for the cap.
-    needed = settings.max_connections + OTHER_OPEN_FILES
-    if allow_open_files(needed) < needed:
-        logger.warning(
-            "the open-file limit allows fewer than max_connections=%d connections; "
-            "raise the hard limit (ulimit -Hn) or lower MULTILABEL_MAX_CONNECTIONS",
-            settings.max_connections,
-        )
-    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again so the process
-    # dies of it (status -15), which supervisors read as a crash. A clean shutdown exits 0.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    with multiprocess_directory(settings.workers):
-        uvicorn.run(
-            "app.main:app",
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop",
-            # By import path, so that worker processes start without importing the service
-            # before they answer uvicorn's health checks.
-            http=PROTOCOL,
-            ws="none",  # no WebSocket routes
-            log_level=settings.log_level,
-            log_config=logging_config(settings),
-            access_log=False,  # the service logs each request itself (app.observability)
-            # No X-Forwarded-* rewriting: the service never uses the client's address, and
-            # parsing those headers is work on every request.
-            proxy_headers=False,
-            timeout_graceful_shutdown=settings.graceful_timeout,
-        )
+        return method in PROBE_METHODS and httptools.parse_url(self.url).path in PROBE_PATHS
