@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -111,15 +112,26 @@ def running_server(
                 process.wait()
 
 
+def _status(base_url: str, path: str) -> int | None:
+    """The status of ``GET path``, or None when nothing answers. Plain http.client: httpx
+    builds a TLS context for every call, which costs a tenth of a second on a busy machine."""
+    address = httpx.URL(base_url)
+    connection = http.client.HTTPConnection(address.host, address.port, timeout=1.0)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
 def _wait_until_answering(server: ServerProcess, path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log()}")
-        try:
-            if httpx.get(server.base_url + path, timeout=1.0).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+        if _status(server.base_url, path) in range(200, 500):
+            return
+        time.sleep(0.05)
     raise RuntimeError(f"server did not answer {path} within {timeout} s:\n{server.log()}")
