@@ -12,7 +12,6 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
@@ -35,6 +34,7 @@ from app.artifact import (
 )
 from training.data import Dataset
 from training.model import predict_probabilities
+from training.runtime import keras
 
 PARITY_TOLERANCE = 1e-5
 _RECORDED_LIBRARIES = ("keras", "tensorflow-cpu", "numpy", "scikit-learn", "tf2onnx", "onnx")

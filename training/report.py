@@ -17,7 +17,7 @@ from training.data import Dataset
 from training.evaluate import Evaluation, ThresholdEvaluation
 from training.label_sets import LabelSets
 from training.metrics import METRIC_DESCRIPTIONS, PER_LABEL_METRICS, per_label_key
-from training.model import PRESETS, Head, NetworkOptions, PresetName
+from training.options import PRESETS, Head, NetworkOptions, PresetName
 from training.thresholds import OBJECTIVE_METRIC
 from training.thresholds import describe as describe_thresholds
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from app.artifact import CandidateScore, Selection
 from training.data import synthetic_dataset
-from training.model import PRESETS, NetworkOptions
+from training.options import PRESETS, NetworkOptions
 
 SELECTION_FILE = Path(__file__).with_name("selection.json")
 SELECTION_SEED = 2

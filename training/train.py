@@ -21,7 +21,8 @@ from training.label_sets import MAX_LABEL_SETS, LabelSets
 if TYPE_CHECKING:
     from app.artifact import BayesLimit, CrossValidation, PairedComparison, Selection
     from training.evaluate import Evaluation, Folds, SplitRunner, ThresholdEvaluation
-    from training.model import FittedNetwork, NetworkOptions
+    from training.model import FittedNetwork
+    from training.options import NetworkOptions
     from training.thresholds import Objective
 
 EXIT_BAD_DATA = 2
@@ -240,7 +241,8 @@ def run(
 ) -> Path:
     """Evaluate, fit, report and publish; returns the published version's directory."""
     # Deferred: importing TensorFlow takes seconds, and --help should not wait for it.
-    from training.model import fit_model, preset_options
+    from training.model import fit_model
+    from training.options import preset_options
 
     options = preset_options(
         args.preset,

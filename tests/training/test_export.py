@@ -13,7 +13,8 @@ from app.artifact import ONNX_FILE, list_versions, read_artifact
 from tests.training.test_csv_data import tree_digest
 from training.data import synthetic_dataset
 from training.export import export_artifact
-from training.model import NetworkOptions, fit_model
+from training.model import fit_model
+from training.options import NetworkOptions
 
 
 def test_a_failure_while_writing_the_report_publishes_nothing(repository: Path) -> None:

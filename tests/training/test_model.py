@@ -7,14 +7,8 @@ import pytest
 
 from training.data import synthetic_dataset
 from training.label_sets import LabelSets
-from training.model import (
-    NetworkOptions,
-    build_model,
-    fit_model,
-    predict_probabilities,
-    preset_options,
-    standardization,
-)
+from training.model import build_model, fit_model, predict_probabilities, standardization
+from training.options import NetworkOptions, preset_options
 
 LINEAR_LABEL_SETS = NetworkOptions(head="label_sets", hidden_units=0, epochs=3)
 

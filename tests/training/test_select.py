@@ -6,7 +6,7 @@ import pytest
 
 from app.artifact import CandidateScore, MetricSummary
 from training.data import synthetic_dataset
-from training.model import PRESETS, NetworkOptions
+from training.options import PRESETS, NetworkOptions
 from training.select import NEAR_EQUAL, SELECTION_SEED, choose, load_selection
 
 
