@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +40,60 @@ def test_a_failure_while_writing_the_report_publishes_nothing(repository: Path) 
     assert list_versions(repository, "multilabel") == [1]
 
 
-@pytest.mark.parametrize("ensemble", [1, 2])
-def test_a_label_set_model_exports_one_input_and_one_output_with_parity(
-    tmp_path: Path, ensemble: int
+@pytest.mark.parametrize(
+    "options",
+    [
+        NetworkOptions(head="label_sets", hidden_units=0, normalize=True, epochs=2),
+        NetworkOptions(head="label_sets", hidden_units=0, normalize=True, epochs=2, ensemble=2),
+        NetworkOptions(head="label_sets", hidden_units=0, estimator="naive_bayes"),
+    ],
+    ids=["network", "ensemble", "naive-bayes"],
+)
+def test_a_label_set_model_exports_the_labels_first_and_the_label_sets_second_with_parity(
+    tmp_path: Path, options: NetworkOptions
 ) -> None:
     dataset = synthetic_dataset(n_samples=100)
-    options = NetworkOptions(head="label_sets", hidden_units=0, normalize=True, ensemble=ensemble)
-    fitted = fit_model(dataset.features, dataset.labels, replace(options, epochs=2), seed=0)
+    fitted = fit_model(dataset.features, dataset.labels, options, seed=0)
+    assert fitted.label_sets is not None
+    version = export_artifact(
+        fitted.model,
+        dataset,
+        repository=tmp_path,
+        name="multilabel",
+        thresholds=[0.5, 0.5, 0.5],
+        training={},
+        evaluation=None,
+        label_sets=fitted.label_sets.describe(dataset.label_names),
+    )
+    session = ort.InferenceSession(str(version / ONNX_FILE), providers=["CPUExecutionProvider"])
+    [model_input] = session.get_inputs()
+    labels_output, sets_output = session.get_outputs()
+    assert (model_input.type, model_input.shape[1]) == ("tensor(float)", 10)
+    assert (labels_output.type, labels_output.shape[1]) == ("tensor(float)", 3)
+    assert (sets_output.type, sets_output.shape[1]) == ("tensor(float)", fitted.label_sets.count)
+    metadata = read_artifact(version)
+    distribution = metadata.label_set_distribution
+    assert distribution is not None
+    assert distribution.source == "label_set_head"
+    assert (distribution.output, distribution.output_index) == (sets_output.name, 1)
+    assert metadata.label_sets == fitted.label_sets.describe(dataset.label_names)
+    inputs = np.array(metadata.parity.inputs, dtype=np.float32)
+    outputs, set_outputs = session.run(None, {model_input.name: inputs})
+    np.testing.assert_allclose(outputs, metadata.parity.outputs, atol=metadata.parity.tolerance)
+    assert metadata.parity.set_outputs is not None
+    np.testing.assert_allclose(
+        set_outputs, metadata.parity.set_outputs, atol=metadata.parity.tolerance
+    )
+    np.testing.assert_allclose(set_outputs.sum(axis=1), 1.0, atol=1e-5)
+    assert outputs.min() >= 0.0
+    assert outputs.max() <= 1.0
+
+
+def test_a_sigmoid_model_exports_one_output_and_says_sets_are_products_of_marginals(
+    tmp_path: Path,
+) -> None:
+    dataset = synthetic_dataset(n_samples=60)
+    fitted = fit_model(dataset.features, dataset.labels, NetworkOptions(epochs=1), seed=0)
     version = export_artifact(
         fitted.model,
         dataset,
@@ -58,13 +104,10 @@ def test_a_label_set_model_exports_one_input_and_one_output_with_parity(
         evaluation=None,
     )
     session = ort.InferenceSession(str(version / ONNX_FILE), providers=["CPUExecutionProvider"])
-    [model_input] = session.get_inputs()
-    [model_output] = session.get_outputs()
-    assert (model_input.type, model_input.shape[1]) == ("tensor(float)", 10)
-    assert (model_output.type, model_output.shape[1]) == ("tensor(float)", 3)
+    assert len(session.get_outputs()) == 1
     metadata = read_artifact(version)
-    inputs = np.array(metadata.parity.inputs, dtype=np.float32)
-    (outputs,) = session.run(None, {model_input.name: inputs})
-    np.testing.assert_allclose(outputs, metadata.parity.outputs, atol=metadata.parity.tolerance)
-    assert outputs.min() >= 0.0
-    assert outputs.max() <= 1.0
+    assert metadata.label_set_distribution is not None
+    assert metadata.label_set_distribution.source == "product_of_marginals"
+    assert metadata.label_set_distribution.output is None
+    assert metadata.label_sets is None
+    assert metadata.parity.set_outputs is None
