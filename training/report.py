@@ -43,7 +43,7 @@ PRECISION_RECALL_PLOT = "precision_recall.png"
 CALIBRATION_PLOT = "calibration.png"
 LOSS_PLOT = "loss_curve.png"
 TABLE_METRICS = (*METRIC_DESCRIPTIONS,)
-LIMIT_JOINT = "limit: Bayes rule, most probable label set"
+LIMIT_JOINT = "limit: Bayes rule, most probable label set (ours: the same decision)"
 LIMIT_MARGINALS = "limit: Bayes rule, marginals at 0.5"
 REFERENCE_DATA = {
     "n_samples": 1000,
@@ -200,8 +200,9 @@ def _header(summary: TrainingSummary) -> str:
 # Model card: {summary.name}
 
 Multi-label classifier: for each sample, a probability per label and the set of labels whose
-probability reaches its threshold. Written by the training run itself, next to the model it
-describes (the version's `metadata.json` holds every figure below, and more).
+probability reaches its threshold (or, on request, the most probable label set and its
+probability). Written by the training run itself, next to the model it describes (the
+version's `metadata.json` holds every figure below, and more).
 
 - Trained: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, by `{summary.command}`
 - Elapsed: {total} ({stages})
@@ -243,7 +244,8 @@ def _model_section(summary: TrainingSummary) -> str:
             head = (
                 f"Dense({count}, softmax) over the label sets seen in training, on the raw "
                 "counts, its kernel log P(feature | set) and its bias log P(set) counted in the "
-                "data (add-one smoothing): a multinomial naive Bayes over label sets → " + marginals
+                "data (add-one smoothing; each centred over the sets, which the softmax "
+                "ignores): a multinomial naive Bayes over label sets → " + marginals
             )
         else:
             head = f"Dense({count}, softmax) over the label sets seen in training → {marginals}"
@@ -402,11 +404,10 @@ def _calibration_section(summary: TrainingSummary) -> str:
         for score in ("brier_loss", "log_loss", "ece"):
             cells = [_score_cell(scores, label, score) for scores in columns.values()]
             lines.append(f"| {label} | {score.replace('_', ' ')} | " + " | ".join(cells) + " |")
-    decision = (
-        f"Calibration step: temperature scaling of the label-set logits, {calibration.reason}."
-    )
-    if calibration.method == "none":
-        decision = f"Calibration step: {calibration.reason}."
+    decision = f"Calibration step: {calibration.reason}."
+    if calibration.method == "temperature":
+        step = "temperature scaling of the label-set logits"
+        decision = f"Calibration step, {step}: {calibration.reason}."
     evidence = ""
     if calibration.log_loss_change and calibration.subset_accuracy_change:
         loss, accuracy = calibration.log_loss_change, calibration.subset_accuracy_change
@@ -567,10 +568,10 @@ def _evaluation_section(summary: TrainingSummary) -> str:
 ## Evaluation
 
 `RepeatedKFold(n_splits={folds.n_splits}, n_repeats={folds.n_repeats}, random_state={folds.seed})`:
-{folds.total} splits. On each, a fresh network (seeded with seed + split number) is fitted on
-the training part and predicts the held-out fold; the metrics are scikit-learn's, computed on
-those out-of-fold probabilities. Every baseline is fitted on the very same splits. Figures are
-mean ± standard deviation over the splits.
+{folds.total} splits. On each, a fresh network (seeded with seed + split number, where its fit
+is random) is fitted on the training part and predicts the held-out fold; the metrics are
+scikit-learn's, computed on those out-of-fold probabilities. Every baseline is fitted on the
+very same splits. Figures are mean ± standard deviation over the splits.
 
 {descriptions}
 
@@ -665,11 +666,13 @@ def _paired_section(summary: TrainingSummary) -> str:
 ### Paired differences: the served model minus each other model, split by split
 
 Per split, the served model's subset accuracy (at the served thresholds) minus the other's on
-the very same split; then mean ± standard deviation of those differences, and the splits the
-served model won, lost and tied. Splits of repeated k-fold share most training rows, so the
-standard error of the mean difference uses Nadeau and Bengio's correction
-(1 / splits + test rows / training rows); a difference beyond {NOISE_MULTIPLE:g} standard
-errors is called better or worse, anything less is within noise.
+the very same split (the other at 0.5); against the limit, each decision against the limit of
+the same decision: the per-label thresholds against the Bayes rule's marginals at 0.5, the most
+probable label set against the Bayes rule's. Then mean ± standard deviation of those
+differences, and the splits the served model won, lost and tied. Splits of repeated k-fold
+share most training rows, so the standard error of the mean difference uses Nadeau and Bengio's
+correction (1 / splits + test rows / training rows); a difference beyond {NOISE_MULTIPLE:g}
+standard errors is called better or worse, anything less is within noise.
 
 | other model | difference (mean ± std) | won / lost / tied | corrected s.e. | served model is |
 | --- | --- | --- | --- | --- |

@@ -486,16 +486,25 @@ def _publish(
 
 
 def _comparisons(results: _Results) -> dict[str, PairedComparison]:
-    """The served model against each baseline, and against the limit, split by split."""
-    from training.compare import compare_all
+    """The served model against each baseline, and against the limit of the same decision,
+    split by split: its per-label decision against the Bayes rule's marginals at 0.5, and (with
+    a label-set head) its most probable set against the Bayes rule's."""
+    from training.compare import compare_all, paired_comparison
     from training.report import LIMIT_JOINT, LIMIT_MARGINALS
 
     others = {name: result.cross_validation for name, result in results.baselines.items()}
-    metric_of = {}
-    if results.limit.evaluation is not None:
-        others[LIMIT_JOINT] = others[LIMIT_MARGINALS] = results.limit.evaluation
-        metric_of[LIMIT_JOINT] = "joint_subset_accuracy"
-    return compare_all(results.served, others, metric_of)
+    limit = results.limit.evaluation
+    if limit is not None:
+        others[LIMIT_MARGINALS] = limit
+    comparisons = compare_all(results.served, others, {})
+    ours = results.evaluation.cross_validation
+    if limit is not None and "joint_subset_accuracy" in ours.summary:
+        comparisons[LIMIT_JOINT] = paired_comparison(
+            [split["joint_subset_accuracy"] for split in ours.splits],
+            [split["joint_subset_accuracy"] for split in limit.splits],
+            test_to_train=1 / (ours.n_splits - 1),
+        )
+    return comparisons
 
 
 def _selection_for(
