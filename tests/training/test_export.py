@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from app.artifact import ONNX_FILE, list_versions, read_artifact
+from app.artifact import METADATA_FILE, ONNX_FILE, Metadata, list_versions, read_artifact
 from tests.training.test_csv_data import tree_digest
-from training.data import synthetic_dataset
+from training.data import Dataset, synthetic_dataset
 from training.export import export_artifact
-from training.model import fit_model
-from training.options import NetworkOptions
+from training.model import FittedNetwork, fit_model
+from training.options import NetworkOptions, preset_options
 
 
 def test_a_failure_while_writing_the_report_publishes_nothing(repository: Path) -> None:
@@ -40,6 +41,21 @@ def test_a_failure_while_writing_the_report_publishes_nothing(repository: Path) 
     assert list_versions(repository, "multilabel") == [1]
 
 
+def export(fitted: FittedNetwork, dataset: Dataset, repository: Path) -> Path:
+    """Publish ``fitted`` as the next version in ``repository``, as training does."""
+    sets = fitted.label_sets
+    return export_artifact(
+        fitted.model,
+        dataset,
+        repository=repository,
+        name="multilabel",
+        thresholds=[0.5] * dataset.n_labels,
+        training={},
+        evaluation=None,
+        label_sets=None if sets is None else sets.describe(dataset.label_names),
+    )
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -55,16 +71,7 @@ def test_a_label_set_model_exports_the_labels_first_and_the_label_sets_second_wi
     dataset = synthetic_dataset(n_samples=100)
     fitted = fit_model(dataset.features, dataset.labels, options, seed=0)
     assert fitted.label_sets is not None
-    version = export_artifact(
-        fitted.model,
-        dataset,
-        repository=tmp_path,
-        name="multilabel",
-        thresholds=[0.5, 0.5, 0.5],
-        training={},
-        evaluation=None,
-        label_sets=fitted.label_sets.describe(dataset.label_names),
-    )
+    version = export(fitted, dataset, tmp_path)
     session = ort.InferenceSession(str(version / ONNX_FILE), providers=["CPUExecutionProvider"])
     [model_input] = session.get_inputs()
     labels_output, sets_output = session.get_outputs()
@@ -94,15 +101,7 @@ def test_a_sigmoid_model_exports_one_output_and_says_sets_are_products_of_margin
 ) -> None:
     dataset = synthetic_dataset(n_samples=60)
     fitted = fit_model(dataset.features, dataset.labels, NetworkOptions(epochs=1), seed=0)
-    version = export_artifact(
-        fitted.model,
-        dataset,
-        repository=tmp_path,
-        name="multilabel",
-        thresholds=[0.5, 0.5, 0.5],
-        training={},
-        evaluation=None,
-    )
+    version = export(fitted, dataset, tmp_path)
     session = ort.InferenceSession(str(version / ONNX_FILE), providers=["CPUExecutionProvider"])
     assert len(session.get_outputs()) == 1
     metadata = read_artifact(version)
@@ -111,3 +110,21 @@ def test_a_sigmoid_model_exports_one_output_and_says_sets_are_products_of_margin
     assert metadata.label_set_distribution.output is None
     assert metadata.label_sets is None
     assert metadata.parity.set_outputs is None
+
+
+NEW_FIELDS = ("calibration", "expected_accuracy", "label_set_distribution")
+
+
+def test_a_version_written_before_the_label_set_fields_still_reads(tmp_path: Path) -> None:
+    dataset = synthetic_dataset(n_samples=100)
+    fitted = fit_model(dataset.features, dataset.labels, preset_options("default"), seed=0)
+    version = export(fitted, dataset, tmp_path)
+    document = json.loads((version / METADATA_FILE).read_text())
+    for name in NEW_FIELDS:
+        del document[name]
+    del document["parity"]["set_outputs"]
+    older = Metadata.model_validate(document)
+    assert older.label_set_distribution is None
+    assert older.calibration is None
+    assert older.parity.set_outputs is None
+    assert older.label_sets == read_artifact(version).label_sets
