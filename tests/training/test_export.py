@@ -13,8 +13,9 @@ from app.artifact import METADATA_FILE, ONNX_FILE, Metadata, list_versions, read
 from tests.training.test_csv_data import tree_digest
 from training.data import Dataset, synthetic_dataset
 from training.export import export_artifact
-from training.model import FittedNetwork, fit_model
+from training.model import FittedNetwork, fit_model, predict_outputs, with_temperature
 from training.options import NetworkOptions, preset_options
+from training.temperature import scaled
 
 
 def test_a_failure_while_writing_the_report_publishes_nothing(repository: Path) -> None:
@@ -128,3 +129,16 @@ def test_a_version_written_before_the_label_set_fields_still_reads(tmp_path: Pat
     assert older.calibration is None
     assert older.parity.set_outputs is None
     assert older.label_sets == read_artifact(version).label_sets
+
+
+def test_a_served_temperature_is_inside_the_exported_graph(tmp_path: Path) -> None:
+    dataset = synthetic_dataset(n_samples=100)
+    fitted = fit_model(dataset.features, dataset.labels, preset_options("default"), seed=0)
+    version = export(with_temperature(fitted, 1.5), dataset, tmp_path)
+    session = ort.InferenceSession(str(version / ONNX_FILE), providers=["CPUExecutionProvider"])
+    rows = dataset.features.astype(np.float32)
+    marginals, sets = session.run(None, {session.get_inputs()[0].name: rows})
+    _, unscaled = predict_outputs(fitted.model, rows)
+    np.testing.assert_allclose(sets, scaled(unscaled, 1.5), atol=1e-5)
+    assert fitted.label_sets is not None
+    np.testing.assert_allclose(marginals, fitted.label_sets.marginals(sets), atol=1e-5)
