@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,6 +63,10 @@ class ParityCheck(BaseModel):
     inputs: list[list[float]]
     outputs: list[list[float]]
     tolerance: float = 1e-5
+    set_outputs: list[list[float]] | None = Field(
+        default=None,
+        description="The label-set head's output on the same inputs (label_set_distribution).",
+    )
 
 
 class DataSummary(BaseModel):
@@ -136,6 +140,116 @@ class BayesLimit(BaseModel):
     )
 
 
+class ProbabilityScores(BaseModel):
+    """How well probabilities read as frequencies, on some rows (lower is better for all)."""
+
+    brier_loss: float = Field(description="Mean squared error of the probabilities.")
+    log_loss: float = Field(description="Mean negative log probability of what happened.")
+    ece: float = Field(
+        description="Expected calibration error: 10 equal-width bins of the probability; the "
+        "mean gap between a bin's mean probability and its observed frequency, weighted by "
+        "the bin's share of rows."
+    )
+
+
+class SetProbabilityScores(ProbabilityScores):
+    """A distribution over whole label sets, scored: log loss of each row's true set, Brier
+    summed over every set, and the top-label ECE of the most probable set."""
+
+    rows_scored: int
+    rows_outside: int = Field(
+        default=0,
+        description="Rows whose true label set the model gives probability 0 (a set absent "
+        "from its training data): left out of these scores, and of the limit's beside them.",
+    )
+
+
+class CalibrationScores(BaseModel):
+    """Per-label and label-set probability scores of one model on one set of rows."""
+
+    rows: str = Field(description="Which rows, in words (e.g. out-of-fold, fresh draws).")
+    per_label: dict[str, ProbabilityScores]
+    label_sets: SetProbabilityScores | None = None
+    label_sets_source: Literal["label_set_head", "product_of_marginals"] | None = Field(
+        default=None,
+        description="Where the set probabilities come from: the model's label-set head, or the "
+        "product of its marginals (labels taken as independent).",
+    )
+
+
+class PostHocCalibration(BaseModel):
+    """The calibration step tried after fitting, how it was judged, and whether it is served."""
+
+    method: str = Field(description="'temperature' (of the label-set logits) or 'none'.")
+    applied: bool = Field(description="Whether the served graph includes it.")
+    temperature: float = Field(
+        default=1.0,
+        description="The served label-set logits are divided by it (folded into the last "
+        "layer's weights); 1 when not applied.",
+    )
+    reason: str = Field(description="Why it was applied or not, in words.")
+    log_loss_change: PairedComparison | None = Field(
+        default=None,
+        description="Per split, the label-set log loss without the step minus with it "
+        "(positive: the step lowered it), the step fitted on the other folds of the repeat.",
+    )
+    subset_accuracy_change: PairedComparison | None = Field(
+        default=None,
+        description="Per split, subset accuracy with the step minus without it (threshold 0.5).",
+    )
+    before: CalibrationScores | None = None
+    after: CalibrationScores | None = None
+
+
+class DecisionScore(BaseModel):
+    """One decision's subset accuracy on new rows, beside the Bayes rule's same decision."""
+
+    decision: Literal["labels", "set"] = Field(
+        description="'labels': each label's probability against its threshold; 'set': the most "
+        "probable label set."
+    )
+    subset_accuracy: float
+    limit: float = Field(description="The Bayes rule's subset accuracy, same decision, same rows.")
+    ratio: float = Field(description="subset_accuracy / limit.")
+    ratio_standard_error: float = Field(
+        description="Standard error of the ratio over the rows (delta method, paired rows)."
+    )
+
+
+class FreshDraws(BaseModel):
+    """Synthetic data only: the served model scored on new rows of the same generator."""
+
+    generator_call: str
+    first_row: int = Field(description="Rows before it are the training data (checked equal).")
+    n_rows: int
+    decisions: list[DecisionScore]
+    baselines: dict[str, list[DecisionScore]] | None = Field(
+        default=None, description="Each baseline fitted on the same training rows, same scoring."
+    )
+    model: CalibrationScores
+    limit: CalibrationScores = Field(description="The exact posterior on the same rows.")
+
+
+class ExpectedAccuracy(BaseModel):
+    """What to expect of the served model on new data, and where the estimate comes from."""
+
+    source: Literal["fresh_draws", "cross_validation"]
+    summary: str = Field(description="The estimate and what it is an estimate of, in words.")
+    fresh_draws: FreshDraws | None = None
+
+
+class LabelSetDistribution(BaseModel):
+    """Where serving finds the probability of each whole label set (the ``set`` decision)."""
+
+    source: Literal["label_set_head", "product_of_marginals"] = Field(
+        description="'label_set_head': the ONNX graph's output ``output`` holds P(set) for each "
+        "of Metadata.label_sets, in that order; 'product_of_marginals': the model has no set "
+        "head, and a set's probability is the product over labels of p or 1 - p."
+    )
+    output: str | None = Field(default=None, description="ONNX output name (label-set head).")
+    output_index: int | None = Field(default=None, description="Its position among the outputs.")
+
+
 class CandidateScore(BaseModel):
     """One set of network options, cross-validated on the selection folds."""
 
@@ -196,6 +310,16 @@ class Metadata(BaseModel):
         description="The selection run that chose the preset's options (other folds than "
         "``evaluation``'s); None when options were given on the command line.",
     )
+    calibration: PostHocCalibration | None = Field(
+        default=None, description="The post-hoc calibration step and the evidence for it."
+    )
+    expected_accuracy: ExpectedAccuracy | None = Field(
+        default=None, description="What to expect on new data (fresh draws or cross-validation)."
+    )
+    label_set_distribution: LabelSetDistribution | None = Field(
+        default=None,
+        description="How to get P(label set); None in versions older than this field.",
+    )
     libraries: dict[str, str]
     parity: ParityCheck
     files: dict[str, str] = Field(default_factory=dict, description="File name → SHA-256.")
@@ -218,6 +342,13 @@ class Metadata(BaseModel):
             raise ValueError("parity inputs must have one value per feature")
         if any(len(row) != len(self.labels) for row in self.parity.outputs):
             raise ValueError("parity outputs must have one value per label")
+        distribution = self.label_set_distribution
+        if distribution is not None and distribution.source == "label_set_head":
+            if self.label_sets is None or distribution.output is None:
+                raise ValueError("a label-set head needs label_sets and its output's name")
+            sets = self.parity.set_outputs
+            if sets is not None and any(len(row) != len(self.label_sets) for row in sets):
+                raise ValueError("parity set outputs must have one value per label set")
         return self
 
 

@@ -52,7 +52,11 @@ class KerasBackend:
         self._model = keras.saving.load_model(path, compile=False, safe_mode=True)
 
     def __call__(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
-        return np.asarray(self._model(features, training=False), dtype=np.float32)
+        outputs = self._model(features, training=False)
+        # A model with a label-set head has a second output (the sets'); the first is the labels'.
+        if isinstance(outputs, list | tuple):
+            outputs = outputs[0]
+        return np.asarray(outputs, dtype=np.float32)
 
 
 _NO_INDICES = np.zeros(0, dtype=np.intp)

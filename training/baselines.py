@@ -19,6 +19,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.multioutput import ClassifierChain, MultiOutputClassifier
+from sklearn.naive_bayes import MultinomialNB
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -51,6 +52,12 @@ def _powerset_logistic(seed: int) -> Any:
     return LogisticRegression(max_iter=1000)
 
 
+def _powerset_naive_bayes(seed: int) -> Any:
+    # Each label set's own multinomial over the features, counted: the reference data's
+    # generator draws each row's counts from exactly such a distribution (training/limits.py).
+    return MultinomialNB()
+
+
 def _most_frequent_set(seed: int) -> Any:
     # The label sets' shares in the training part, whatever the features: the floor.
     return DummyClassifier(strategy="prior")
@@ -58,15 +65,22 @@ def _most_frequent_set(seed: int) -> Any:
 
 BASELINES: dict[str, Callable[[int], Any]] = {
     "label-powerset LogisticRegression": _powerset_logistic,
+    "label-powerset MultinomialNB": _powerset_naive_bayes,
     "most frequent label set (dummy)": _most_frequent_set,
     "MLPClassifier(20), standardized": _mlp,
     "ClassifierChain(LogisticRegression)": _chain,
     "RandomForestClassifier(300)": _forest,
     "binary relevance LogisticRegression": _binary_relevance,
 }
-POWERSET_BASELINES = ("label-powerset LogisticRegression", "most frequent label set (dummy)")
+POWERSET_BASELINES = (
+    "label-powerset LogisticRegression",
+    "label-powerset MultinomialNB",
+    "most frequent label set (dummy)",
+)
 """Baselines with one class per label set: left out above ``MAX_LABEL_SETS`` sets, like the
 network's label-set head."""
+COUNT_BASELINES = ("label-powerset MultinomialNB",)
+"""Baselines for count features only (non-negative integers): left out on other data."""
 
 
 def bag_name(size: int) -> str:
@@ -74,13 +88,15 @@ def bag_name(size: int) -> str:
     return f"bag of {size} MLPClassifier(20), standardized"
 
 
-def baseline_names(*, ensemble: int, n_label_sets: int) -> list[str]:
+def baseline_names(*, ensemble: int, n_label_sets: int, counts: bool = True) -> list[str]:
     """The baselines to run beside a network of ``ensemble`` members, on data with that many
-    distinct label sets: every one above, and a bag of MLPs when the network is an ensemble."""
+    distinct label sets (and count features or not): every one above that applies, and a bag
+    of MLPs when the network is an ensemble."""
     names = [
         name
         for name in BASELINES
-        if n_label_sets <= MAX_LABEL_SETS or name not in POWERSET_BASELINES
+        if (n_label_sets <= MAX_LABEL_SETS or name not in POWERSET_BASELINES)
+        and (counts or name not in COUNT_BASELINES)
     ]
     return [*names, bag_name(ensemble)] if ensemble > 1 else names
 

@@ -8,6 +8,7 @@ seeded with ``seed + i``, so results do not depend on the order or the process s
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from sklearn.model_selection import RepeatedKFold
 
 from app.artifact import CrossValidation
 from training.data import Dataset
-from training.label_sets import FoldPrediction
+from training.label_sets import FoldPrediction, LabelSets
 from training.metrics import multilabel_metrics, per_label_key, summarize
 from training.thresholds import DEFAULT_THRESHOLD, OBJECTIVE_METRIC, Objective, tune_thresholds
 
@@ -77,6 +78,12 @@ class Evaluation:
     folds: Folds
     probabilities: NDArray[np.float32]
     cross_validation: CrossValidation
+    label_sets: LabelSets | None = None
+    """Every label set the model's folds range over (their union), for models that give a
+    distribution over label sets; ``None`` otherwise."""
+    set_probabilities: NDArray[np.float32] | None = None
+    """Out-of-fold probability of each of ``label_sets``, ``[repeat, sample, set]`` (0 for a
+    set absent from a split's training part)."""
 
     @property
     def subset_accuracies(self) -> list[float]:
@@ -177,11 +184,13 @@ def cross_validate(
     probabilities = np.zeros((folds.n_repeats, *dataset.labels.shape), dtype=np.float32)
     thresholds = np.full(len(dataset.label_names), DEFAULT_THRESHOLD)
     splits: list[dict[str, float]] = []
+    predictions: list[FoldPrediction] = []
     with contextlib.ExitStack() as stack:
         active = runner or stack.enter_context(SplitRunner())
         for index, prediction in enumerate(active.map(tasks)):
             test = folds.splits[index][1]
             probabilities[folds.repeat_of(index), test] = prediction.probabilities
+            predictions.append(prediction)
             metrics = multilabel_metrics(
                 dataset.labels[test],
                 prediction.probabilities,
@@ -191,10 +200,57 @@ def cross_validate(
             )
             splits.append(metrics)
             on_split(SplitResult(index=index + 1, total=folds.total, metrics=metrics))
+    sets, set_probabilities = _out_of_fold_sets(folds, predictions, dataset.n_samples)
     return Evaluation(
         folds=folds,
         probabilities=probabilities,
         cross_validation=cross_validation_of(folds, splits),
+        label_sets=sets,
+        set_probabilities=set_probabilities,
+    )
+
+
+def _out_of_fold_sets(
+    folds: Folds, predictions: list[FoldPrediction], n_samples: int
+) -> tuple[LabelSets | None, NDArray[np.float32] | None]:
+    """The splits' distributions over label sets on one common list of sets, when every split
+    gives one."""
+    if not predictions or any(prediction.sets is None for prediction in predictions):
+        return None, None
+    sets = functools.reduce(
+        LabelSets.union, [prediction.sets for prediction in predictions if prediction.sets]
+    )
+    result = np.zeros((folds.n_repeats, n_samples, sets.count), dtype=np.float32)
+    for index, prediction in enumerate(predictions):
+        result[folds.repeat_of(index), folds.splits[index][1]] = prediction.over(sets)
+    return sets, result
+
+
+def evaluation_of_sets(
+    dataset: Dataset, folds: Folds, sets: LabelSets, set_probabilities: NDArray[np.float32]
+) -> Evaluation:
+    """The evaluation of out-of-fold set probabilities ``[repeat, sample, set]`` on ``folds``
+    (e.g. recalibrated ones): their marginals at 0.5 and their most probable sets."""
+    probabilities = np.stack([sets.marginals(repeat) for repeat in set_probabilities])
+    thresholds = np.full(dataset.n_labels, DEFAULT_THRESHOLD)
+    splits = []
+    for index, (_, test) in enumerate(folds.splits):
+        repeat = folds.repeat_of(index)
+        splits.append(
+            multilabel_metrics(
+                dataset.labels[test],
+                probabilities[repeat, test],
+                thresholds,
+                dataset.label_names,
+                joint=sets.most_probable(set_probabilities[repeat, test]),
+            )
+        )
+    return Evaluation(
+        folds=folds,
+        probabilities=probabilities,
+        cross_validation=cross_validation_of(folds, splits),
+        label_sets=sets,
+        set_probabilities=set_probabilities,
     )
 
 

@@ -23,17 +23,20 @@ from app.artifact import (
     BayesLimit,
     CrossValidation,
     DataSummary,
+    ExpectedAccuracy,
     FeatureRange,
+    LabelSetDistribution,
     Metadata,
     PairedComparison,
     ParityCheck,
+    PostHocCalibration,
     Selection,
     ThresholdTuning,
     publish,
     staging_directory,
 )
 from training.data import Dataset
-from training.model import predict_probabilities
+from training.model import predict_outputs
 from training.runtime import keras
 
 PARITY_TOLERANCE = 1e-5
@@ -61,6 +64,8 @@ def export_artifact(
     limit: BayesLimit | None = None,
     comparisons: dict[str, PairedComparison] | None = None,
     selection: Selection | None = None,
+    calibration: PostHocCalibration | None = None,
+    expected_accuracy: ExpectedAccuracy | None = None,
     write_extras: Callable[[Path], object] = lambda directory: None,
     before_rename: Callable[[Path], None] | None = None,
 ) -> Path:
@@ -73,14 +78,14 @@ def export_artifact(
     with staging_directory(repository, name) as staging:
         # Called before the export, which refuses a model never called (an assembled ensemble).
         inputs = parity_inputs(dataset.features)
-        outputs = predict_probabilities(model, inputs)
+        outputs = predict_outputs(model, inputs)
         model.save(staging / KERAS_FILE)
         # The exporter prints its own banner, and Keras's tf2onnx shim warns about NumPy's
         # future np.object: neither concerns whoever runs the training.
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             model.export(str(staging / ONNX_FILE), format="onnx")
-        _check_onnx_parity(staging / ONNX_FILE, inputs, outputs)
+        output_names = _check_onnx_parity(staging / ONNX_FILE, inputs, outputs)
         write_extras(staging)
         metadata = Metadata(
             name=name,
@@ -109,23 +114,48 @@ def export_artifact(
             limit=limit,
             comparisons=comparisons,
             selection=selection,
+            calibration=calibration,
+            expected_accuracy=expected_accuracy,
+            label_set_distribution=_set_distribution(label_sets, output_names),
             libraries=library_versions(),
             parity=ParityCheck(
-                inputs=inputs.tolist(), outputs=outputs.tolist(), tolerance=PARITY_TOLERANCE
+                inputs=inputs.tolist(),
+                outputs=outputs[0].tolist(),
+                tolerance=PARITY_TOLERANCE,
+                set_outputs=outputs[1].tolist() if len(outputs) > 1 else None,
             ),
         )
         return publish(staging, metadata, before_rename=before_rename)
 
 
 def _check_onnx_parity(
-    onnx_path: Path, inputs: NDArray[np.float32], expected: NDArray[np.float32]
-) -> None:
-    """Refuse to publish an ONNX export that does not reproduce the Keras model."""
+    onnx_path: Path, inputs: NDArray[np.float32], expected: list[NDArray[np.float32]]
+) -> list[str]:
+    """Refuse to publish an ONNX export that does not reproduce every output of the Keras
+    model, in order; return the ONNX names of the outputs."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (actual,) = session.run(None, {session.get_inputs()[0].name: inputs})
-    difference = float(np.max(np.abs(actual - expected)))
-    if difference > PARITY_TOLERANCE:
-        raise ArtifactError(f"ONNX export differs from Keras by {difference:.2e}")
+    names = [output.name for output in session.get_outputs()]
+    actual = session.run(names, {session.get_inputs()[0].name: inputs})
+    if len(actual) != len(expected):
+        raise ArtifactError(f"ONNX export has {len(actual)} outputs, Keras {len(expected)}")
+    for name, ours, theirs in zip(names, actual, expected, strict=True):
+        if ours.shape != theirs.shape:
+            raise ArtifactError(f"ONNX output {name} has shape {ours.shape}, not {theirs.shape}")
+        difference = float(np.max(np.abs(ours - theirs)))
+        if difference > PARITY_TOLERANCE:
+            raise ArtifactError(f"ONNX output {name} differs from Keras by {difference:.2e}")
+    return names
+
+
+def _set_distribution(
+    label_sets: list[list[str]] | None, output_names: list[str]
+) -> LabelSetDistribution:
+    """The label-set head's output (the second), or the product of the marginals."""
+    if len(output_names) < 2:
+        return LabelSetDistribution(source="product_of_marginals")
+    if label_sets is None:
+        raise ArtifactError("the model has a label-set output, but no label sets were given")
+    return LabelSetDistribution(source="label_set_head", output=output_names[1], output_index=1)
 
 
 def library_versions() -> dict[str, str]:

@@ -29,6 +29,14 @@ class LabelSets:
     def seen_in(cls, labels: NDArray[np.int64]) -> Self:
         return cls(np.unique(labels.astype(np.int64), axis=0))
 
+    def union(self, other: LabelSets) -> LabelSets:
+        return LabelSets.seen_in(np.vstack([self.matrix, other.matrix]))
+
+    def contains(self, labels: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether each row of ``labels`` is one of the sets."""
+        known = {tuple(row) for row in self.matrix.tolist()}
+        return np.array([tuple(row) in known for row in labels.tolist()], dtype=bool)
+
     @property
     def count(self) -> int:
         return int(self.matrix.shape[0])
@@ -69,7 +77,23 @@ class FoldPrediction:
     joint: NDArray[np.int64] | None = None
     """The most probable label set of each row, ``[rows, labels]``; ``None`` for models that
     give no distribution over label sets (independent per-label outputs)."""
+    sets: LabelSets | None = None
+    """The label sets ``set_probabilities`` ranges over (with ``joint``)."""
+    set_probabilities: NDArray[np.float32] | None = None
+    """The probability of each of ``sets``, ``[rows, sets]``."""
 
     @classmethod
     def from_label_sets(cls, sets: LabelSets, set_probabilities: NDArray[np.floating]) -> Self:
-        return cls(sets.marginals(set_probabilities), sets.most_probable(set_probabilities))
+        probabilities = np.asarray(set_probabilities, dtype=np.float32)
+        return cls(
+            sets.marginals(probabilities), sets.most_probable(probabilities), sets, probabilities
+        )
+
+    def over(self, sets: LabelSets) -> NDArray[np.float32]:
+        """``set_probabilities`` over ``sets``, a superset of this prediction's own: 0 for the
+        sets this model does not range over."""
+        assert self.sets is not None
+        assert self.set_probabilities is not None
+        spread = np.zeros((len(self.probabilities), sets.count), dtype=np.float32)
+        spread[:, sets.index_of(self.sets.matrix)] = self.set_probabilities
+        return spread

@@ -9,6 +9,7 @@ from training.label_sets import MAX_LABEL_SETS
 
 PresetName = Literal["default", "reference"]
 Head = Literal["sigmoid", "label_sets"]
+Estimator = Literal["gradient", "naive_bayes"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,23 @@ class NetworkOptions:
     """Share of the fit data held out for early stopping (used only when it is on)."""
     ensemble: int = 1
     """Networks trained from different seeds whose probabilities are averaged."""
+    estimator: Estimator = "gradient"
+    """How the weights are found. ``gradient``: Adam on the loss, as above. ``naive_bayes``
+    (label-set head, no hidden layer): in closed form, as a multinomial naive Bayes over the
+    label sets: each set's prior and feature distribution counted in the fit data (add-one
+    smoothed), so that P(set | x) is a softmax of x · log(feature distribution) + log(prior),
+    the same graph on the raw counts. It models count features (non-negative integers); on
+    any other data the gradient fit (with the options above) is used instead."""
+
+    def __post_init__(self) -> None:
+        if self.estimator == "naive_bayes" and (
+            self.head != "label_sets" or self.hidden_units or self.ensemble != 1
+        ):
+            raise ValueError(
+                "--estimator naive_bayes fits a label-set head without a hidden layer, once: "
+                "it needs --head label_sets, --hidden-units 0 and --ensemble 1 (or use "
+                "--estimator gradient)"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,12 +60,27 @@ class NetworkOptions:
 PRESETS: dict[PresetName, NetworkOptions] = {
     "reference": NetworkOptions(),
     # Chosen on the selection folds, not on the folds that report it: training/selection.json.
+    # Naive Bayes on count features; the gradient options are what other data is fitted with.
     "default": NetworkOptions(
-        normalize=True, head="label_sets", hidden_units=0, learning_rate=0.01
+        normalize=True,
+        head="label_sets",
+        hidden_units=0,
+        learning_rate=0.01,
+        estimator="naive_bayes",
     ),
 }
 
 
 def preset_options(preset: PresetName, **overrides: Any) -> NetworkOptions:
-    """A preset's options with the given fields replaced (``None`` values are ignored)."""
-    return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    """A preset's options with the given fields replaced (``None`` values are ignored).
+
+    Asking for what only gradient descent fits (a hidden layer, sigmoid heads, an ensemble)
+    without naming an estimator means the gradient one, whatever the preset's.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    options = PRESETS[preset]
+    if "estimator" not in given and options.estimator == "naive_bayes":
+        wanted = {**options.as_dict(), **given}
+        if wanted["head"] != "label_sets" or wanted["hidden_units"] or wanted["ensemble"] != 1:
+            given["estimator"] = "gradient"
+    return replace(options, **given)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -12,14 +13,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     auc,
     average_precision_score,
-    brier_score_loss,
     precision_recall_curve,
     roc_curve,
 )
+
+from training.calibration import Reliability
 
 # The reference experiment's published result (DEVELOPERS.md): 30 splits of its own data.
 REFERENCE_SPREAD = {"mean": 0.822, "std": 0.029, "min": 0.77, "max": 0.88}
@@ -163,24 +164,43 @@ def precision_recall_plot(
         axes.plot([], [], "o", color="white", markeredgecolor="black", label=legend_entry)
 
 
-def calibration_plot(
-    path: Path, truth: NDArray[np.int64], scores: NDArray[np.floating], labels: Sequence[str]
-) -> None:
-    with _single_plot(
-        path,
-        legend="upper left",
-        title="Calibration per label (out-of-fold probabilities, 10 bins)",
-        xlabel="mean predicted probability",
-        ylabel="observed share of positives",
-        xlim=(0, 1),
-        ylim=(0, 1),
-        aspect="equal",
-    ) as axes:
-        for j, label in enumerate(labels):
-            observed, predicted = calibration_curve(truth[:, j], scores[:, j], n_bins=10)
-            brier = brier_score_loss(truth[:, j], scores[:, j])
-            axes.plot(predicted, observed, "o-", label=f"{label} (Brier {brier:.3f})")
+MAX_RELIABILITY_PANELS = 8
+"""Panels of the reliability plot: the most probable label set and the first labels."""
+
+
+def reliability_plot(path: Path, series: Mapping[str, Mapping[str, Reliability]]) -> None:
+    """One panel per label (and one for the most probable label set): for each series, the
+    observed frequency against the mean probability in each of 10 bins; the legend gives the
+    ECE."""
+    panels = list(next(iter(series.values())))
+    shown = [panels[-1], *panels[:-1]][:MAX_RELIABILITY_PANELS]
+    columns = min(len(shown), 2)
+    rows = math.ceil(len(shown) / columns)
+    figure = _figure(width=5.2 * columns, height=4.6 * rows)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes, panel in zip(grid.flat, shown, strict=False):
+        for name, curves in series.items():
+            curve = curves[panel]
+            axes.plot(
+                curve.predicted,
+                curve.observed,
+                "o-",
+                markersize=4,
+                label=f"{name} (ECE {curve.expected_calibration_error:.3f})",
+            )
         _diagonal(axes, "perfectly calibrated")
+        axes.set(
+            title=panel,
+            xlabel="mean predicted probability (10 bins)",
+            ylabel="observed frequency",
+            xlim=(0, 1),
+            ylim=(0, 1),
+            aspect="equal",
+        )
+        axes.legend(loc="upper left", fontsize="x-small")
+    for axes in list(grid.flat)[len(shown) :]:
+        axes.set_visible(False)
+    _save(figure, path)
 
 
 def loss_plot(path: Path, histories: Sequence[Mapping[str, Sequence[float]]], *, loss: str) -> None:

@@ -10,14 +10,29 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from app.artifact import BayesLimit, CrossValidation, MetricSummary, PairedComparison, Selection
+from app.artifact import (
+    BayesLimit,
+    CalibrationScores,
+    CrossValidation,
+    ExpectedAccuracy,
+    MetricSummary,
+    PairedComparison,
+    PostHocCalibration,
+    Selection,
+)
 from training import plots
+from training.calibration import (
+    Reliability,
+    SetDistribution,
+    calibration_scores,
+    reliability_curves,
+)
 from training.compare import NOISE_MULTIPLE
 from training.data import Dataset
 from training.evaluate import Evaluation, ThresholdEvaluation
 from training.label_sets import LabelSets
 from training.metrics import METRIC_DESCRIPTIONS, PER_LABEL_METRICS, per_label_key
-from training.options import PRESETS, Head, NetworkOptions, PresetName
+from training.options import PRESETS, Estimator, Head, NetworkOptions, PresetName
 from training.thresholds import OBJECTIVE_METRIC
 from training.thresholds import describe as describe_thresholds
 
@@ -28,7 +43,7 @@ PRECISION_RECALL_PLOT = "precision_recall.png"
 CALIBRATION_PLOT = "calibration.png"
 LOSS_PLOT = "loss_curve.png"
 TABLE_METRICS = (*METRIC_DESCRIPTIONS,)
-LIMIT_JOINT = "limit: Bayes rule, most probable label set"
+LIMIT_JOINT = "limit: Bayes rule, most probable label set (ours: the same decision)"
 LIMIT_MARGINALS = "limit: Bayes rule, marginals at 0.5"
 REFERENCE_DATA = {
     "n_samples": 1000,
@@ -63,6 +78,14 @@ class TrainingSummary:
     selection: Selection | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall-clock time of each stage, in order: e.g. cross-validation, baselines, final fit."""
+    estimator: Estimator = "gradient"
+    """How the served weights were found (``naive_bayes`` falls back on non-count data)."""
+    calibration: PostHocCalibration | None = None
+    uncalibrated: Evaluation | None = None
+    """The network's own out-of-fold evaluation, when the served one is calibrated."""
+    expected: ExpectedAccuracy | None = None
+    fresh_curves: dict[str, dict[str, Reliability]] = field(default_factory=dict)
+    """Reliability curves on the fresh draws: per series, per panel."""
 
     @property
     def on_reference_data(self) -> bool:
@@ -80,16 +103,19 @@ def write_report(summary: TrainingSummary, directory: Path) -> list[str]:
 
 
 def _write_plots(summary: TrainingSummary, directory: Path) -> list[str]:
-    plots.loss_plot(
-        directory / LOSS_PLOT,
-        summary.histories,
-        loss="categorical cross-entropy"
-        if summary.label_sets is not None
-        else "binary cross-entropy",
-    )
+    losses = []
+    if summary.histories:  # a closed-form fit has no epochs
+        plots.loss_plot(
+            directory / LOSS_PLOT,
+            summary.histories,
+            loss="categorical cross-entropy"
+            if summary.label_sets is not None
+            else "binary cross-entropy",
+        )
+        losses.append(LOSS_PLOT)
     evaluation = summary.evaluation
     if evaluation is None:
-        return [LOSS_PLOT]
+        return losses
     truth = np.tile(summary.dataset.labels, (evaluation.folds.n_repeats, 1))
     scores = _pooled(evaluation.probabilities)
     labels = summary.dataset.label_names
@@ -108,8 +134,38 @@ def _write_plots(summary: TrainingSummary, directory: Path) -> list[str]:
     plots.precision_recall_plot(
         directory / PRECISION_RECALL_PLOT, truth, scores, labels, summary.thresholds
     )
-    plots.calibration_plot(directory / CALIBRATION_PLOT, truth, scores, labels)
-    return [SUBSET_ACCURACY_PLOT, ROC_PLOT, PRECISION_RECALL_PLOT, CALIBRATION_PLOT, LOSS_PLOT]
+    plots.reliability_plot(directory / CALIBRATION_PLOT, _reliability_series(summary))
+    return [SUBSET_ACCURACY_PLOT, ROC_PLOT, PRECISION_RECALL_PLOT, CALIBRATION_PLOT, *losses]
+
+
+def _reliability_series(summary: TrainingSummary) -> dict[str, dict[str, Reliability]]:
+    """What the reliability plot draws: fresh draws (synthetic data), then out-of-fold."""
+    assert summary.evaluation is not None
+    labels = np.tile(summary.dataset.labels, (summary.evaluation.folds.n_repeats, 1))
+    series = dict(summary.fresh_curves)
+    served = (
+        "served model, out-of-fold"
+        if summary.uncalibrated is None
+        else ("served model (calibrated), out-of-fold")
+    )
+    series[served] = reliability_curves(
+        _distribution(summary.evaluation), labels, summary.dataset.label_names
+    )
+    if summary.uncalibrated is not None:
+        series["without calibration, out-of-fold"] = reliability_curves(
+            _distribution(summary.uncalibrated), labels, summary.dataset.label_names
+        )
+    return series
+
+
+def _distribution(evaluation: Evaluation) -> SetDistribution:
+    """An evaluation's out-of-fold probabilities, every repeat pooled."""
+    sets = evaluation.set_probabilities
+    return SetDistribution(
+        _pooled(evaluation.probabilities),
+        evaluation.label_sets,
+        None if sets is None else sets.reshape(-1, sets.shape[-1]),
+    )
 
 
 def _joint_accuracies(evaluation: Evaluation) -> list[float]:
@@ -126,6 +182,8 @@ def model_card(summary: TrainingSummary) -> str:
         _header(summary),
         _data_section(summary),
         _model_section(summary),
+        _expected_section(summary),
+        _calibration_section(summary),
         _selection_section(summary),
         _evaluation_section(summary),
         _plots_section(summary),
@@ -142,8 +200,9 @@ def _header(summary: TrainingSummary) -> str:
 # Model card: {summary.name}
 
 Multi-label classifier: for each sample, a probability per label and the set of labels whose
-probability reaches its threshold. Written by the training run itself, next to the model it
-describes (the version's `metadata.json` holds every figure below, and more).
+probability reaches its threshold (or, on request, the most probable label set and its
+probability). Written by the training run itself, next to the model it describes (the
+version's `metadata.json` holds every figure below, and more).
 
 - Trained: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, by `{summary.command}`
 - Elapsed: {total} ({stages})
@@ -174,19 +233,29 @@ def _data_section(summary: TrainingSummary) -> str:
 def _model_section(summary: TrainingSummary) -> str:
     options = summary.options
     n_labels = len(summary.dataset.label_names)
+    naive_bayes = summary.estimator == "naive_bayes"
     if summary.label_sets is not None:
-        head = (
-            f"Dense({summary.label_sets.count}, softmax) over the label sets seen in training → "
-            f"fixed (non-trainable) {summary.label_sets.count} x {n_labels} 0/1 matrix: per-label "
-            "probabilities are the marginals"
+        count = summary.label_sets.count
+        marginals = (
+            f"fixed (non-trainable) {count} x {n_labels} 0/1 matrix: per-label probabilities "
+            "are the marginals"
         )
+        if naive_bayes:
+            head = (
+                f"Dense({count}, softmax) over the label sets seen in training, on the raw "
+                "counts, its kernel log P(feature | set) and its bias log P(set) counted in the "
+                "data (add-one smoothing; each centred over the sets, which the softmax "
+                "ignores): a multinomial naive Bayes over label sets → " + marginals
+            )
+        else:
+            head = f"Dense({count}, softmax) over the label sets seen in training → {marginals}"
         loss = "categorical cross-entropy over the label sets"
     else:
         head = f"Dense({n_labels}, sigmoid)"
         loss = "binary cross-entropy"
     layers = [
         "standardization ((x - mean) / std of the training data, inside the graph)"
-        if options.normalize
+        if options.normalize and not naive_bayes
         else None,
         f"Dense({options.hidden_units}, relu, he_uniform)" if options.hidden_units else None,
         head,
@@ -200,23 +269,57 @@ def _model_section(summary: TrainingSummary) -> str:
         )
     if options.ensemble > 1:
         extras.append(f"ensemble: mean probability of {options.ensemble} networks seeded apart")
-    fitting = "; ".join(
-        [
-            f"{loss}, Adam (learning rate {options.learning_rate})",
-            f"{options.epochs} epochs of batch {options.batch_size}",
-            *extras,
-        ]
-    )
+    if naive_bayes:
+        fitting = (
+            "in closed form (counting), no gradient steps and no randomness: the same data "
+            "gives the same weights. The posterior of a multinomial per label set is a softmax "
+            "of a linear function of the counts, so this is the graph of a linear softmax over "
+            "label sets with its weights estimated generatively"
+        )
+    else:
+        fitting = "; ".join(
+            [
+                f"{loss}, Adam (learning rate {options.learning_rate})",
+                f"{options.epochs} epochs of batch {options.batch_size}",
+                *extras,
+            ]
+        )
     return f"""
 ## Model
 
 - Preset: `{summary.preset}`{_preset_note(summary)}
 - Network: {architecture}
 - Fitting: {fitting}
-{_label_sets_note(summary)}- Seed: {summary.seed}. The served model is this network fitted on all
-  {summary.dataset.n_samples} samples; it takes raw feature values (scaling is in the graph).
+{_label_sets_note(summary)}{_calibration_note(summary)}- Seed: {summary.seed}. The served model
+  is this network fitted on all {summary.dataset.n_samples} samples; it takes raw feature values
+  (any scaling is in the graph).
+- Outputs: {_outputs_note(summary)}
 - Thresholds served: {describe_thresholds(summary.dataset.label_names, summary.thresholds)}
 """
+
+
+def _outputs_note(summary: TrainingSummary) -> str:
+    if summary.label_sets is None:
+        return (
+            "per-label probabilities. There is no label-set head: the probability of a whole "
+            "label set is the product of the marginals (labels taken as independent)."
+        )
+    return (
+        "per-label probabilities (first), and the probability of each label set above "
+        "(second, in that order), for the most-probable-set decision."
+    )
+
+
+def _calibration_note(summary: TrainingSummary) -> str:
+    calibration = summary.calibration
+    if calibration is None:
+        return ""
+    if calibration.applied:
+        return (
+            f"- Calibration: label-set logits divided by T = {calibration.temperature:.3f} "
+            "(temperature scaling, folded into the last layer's weights; see Calibration)\n"
+        )
+    return "- Calibration: none served (see Calibration)\n"
 
 
 def _preset_note(summary: TrainingSummary) -> str:
@@ -238,6 +341,177 @@ def _label_sets_note(summary: TrainingSummary) -> str:
     sets = summary.label_sets.describe(summary.dataset.label_names)
     listed = ", ".join("{" + ", ".join(names) + "}" for names in sets)
     return f"- Label sets of the softmax ({len(sets)}): {listed}\n"
+
+
+def _expected_section(summary: TrainingSummary) -> str:
+    expected = summary.expected
+    if expected is None:
+        return ""
+    draws = expected.fresh_draws
+    if draws is None:
+        return f"## What to expect on new data\n\n{expected.summary}"
+    names = {
+        "labels": "per-label thresholds (the default decision)",
+        "set": "most probable label set",
+    }
+    rows = "\n".join(
+        f"| {names[score.decision]} | **{score.subset_accuracy:.4f}** | {score.limit:.4f} | "
+        f"{score.ratio:.4f} ± {score.ratio_standard_error:.4f} |"
+        for score in draws.decisions
+    )
+    baselines = ""
+    if draws.baselines:
+        lines = "\n".join(
+            f"| {name} | {labels.subset_accuracy:.4f} ({labels.ratio:.4f}) | "
+            f"{joint.subset_accuracy:.4f} ({joint.ratio:.4f}) |"
+            for name, (labels, joint) in draws.baselines.items()
+        )
+        ours_labels, ours_joint = draws.decisions
+        baselines = f"""
+Each baseline fitted on the same {summary.dataset.n_samples} training rows and scored on the
+same fresh rows (subset accuracy, and in brackets its ratio to the Bayes rule's same decision;
+a model without label sets decides its most probable set by thresholding at 0.5):
+
+| model | per-label decision at 0.5 (ratio) | most probable label set (ratio) |
+| --- | --- | --- |
+| **served model** | {ours_labels.subset_accuracy:.4f} ({ours_labels.ratio:.4f}) | \
+{ours_joint.subset_accuracy:.4f} ({ours_joint.ratio:.4f}) |
+{lines}
+"""
+    return f"""
+## What to expect on new data
+
+{expected.summary}
+
+| decision | served model | Bayes rule, same decision | ratio ± s.e. |
+| --- | --- | --- | --- |
+{rows}
+
+The ratio's standard error is over the {draws.n_rows} rows, paired (the delta method). Nothing
+was chosen on these rows: not the preset, not the calibration step, not the thresholds.
+{baselines}"""
+
+
+def _calibration_section(summary: TrainingSummary) -> str:
+    calibration = summary.calibration
+    if calibration is None:
+        return ""
+    columns = _calibration_columns(summary)
+    labels = [*summary.dataset.label_names, "label sets"]
+    header = "| probability | score | " + " | ".join(columns) + " |"
+    lines = [header, "|" + " --- |" * (len(columns) + 2)]
+    for label in labels:
+        for score in ("brier_loss", "log_loss", "ece"):
+            cells = [_score_cell(scores, label, score) for scores in columns.values()]
+            lines.append(f"| {label} | {score.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    decision = f"Calibration step: {calibration.reason}."
+    if calibration.method == "temperature":
+        step = "temperature scaling of the label-set logits"
+        decision = f"Calibration step, {step}: {calibration.reason}."
+    evidence = ""
+    if calibration.log_loss_change and calibration.subset_accuracy_change:
+        loss, accuracy = calibration.log_loss_change, calibration.subset_accuracy_change
+        evidence = (
+            f" Per split, the label-set log loss without it minus with it: {loss.mean:+.4f} "
+            f"(corrected s.e. {loss.standard_error:.4f}: {loss.verdict}); subset accuracy with "
+            f"it minus without: {accuracy.mean:+.4f} (s.e. {accuracy.standard_error:.4f}: "
+            f"{accuracy.verdict})."
+        )
+    return f"""
+## Calibration
+
+Can the probabilities be read as frequencies? Brier score, log loss and ECE (expected
+calibration error: 10 equal-width bins, the mean gap between predicted and observed, weighted
+by the bins' rows), lower is better for all three. Per label, of its marginal probability; for
+label sets, of the distribution over whole sets (log loss of the true set, Brier summed over
+the sets, ECE of the most probable set's probability: top-label calibration).{_targets(summary)}
+
+{chr(10).join(lines)}
+
+{_calibration_notes(summary)}
+
+{decision}{evidence}
+"""
+
+
+def _calibration_columns(summary: TrainingSummary) -> dict[str, CalibrationScores]:
+    columns: dict[str, CalibrationScores] = {}
+    expected = summary.expected
+    if expected is not None and expected.fresh_draws is not None:
+        columns["served model, fresh draws"] = expected.fresh_draws.model
+        columns["Bayes posterior, fresh draws"] = expected.fresh_draws.limit
+    calibration = summary.calibration
+    assert calibration is not None
+    if calibration.before is not None and calibration.after is not None:
+        columns["out-of-fold, no step"] = calibration.before
+        columns["out-of-fold, with the step (cross-fitted)"] = calibration.after
+    limit = summary.limit_evaluation
+    if limit is not None:
+        columns["Bayes posterior, training rows"] = calibration_scores(
+            _distribution(limit),
+            np.tile(summary.dataset.labels, (limit.folds.n_repeats, 1)),
+            summary.dataset.label_names,
+            rows_description="the training rows",
+        )
+    return columns
+
+
+def _score_cell(scores: CalibrationScores, label: str, score: str) -> str:
+    found = scores.label_sets if label == "label sets" else scores.per_label.get(label)
+    return "n/a" if found is None else f"{getattr(found, score):.4f}"
+
+
+def _calibration_notes(summary: TrainingSummary) -> str:
+    notes = []
+    expected = summary.expected
+    if expected is not None and expected.fresh_draws is not None:
+        sets = expected.fresh_draws.model.label_sets
+        if sets is not None and sets.rows_outside:
+            notes.append(
+                f"Label-set scores on the fresh draws leave out the {sets.rows_outside} rows "
+                "whose label set never occurs in the training data: the model gives them "
+                "probability 0 (a label-powerset model cannot name a set it has not seen); the "
+                "Bayes posterior's label-set scores are on the same rows."
+            )
+    if summary.limit_evaluation is not None:
+        notes.append(
+            "Out-of-fold scores come from the training rows, and on those rows even the exact "
+            "posterior shows an ECE of about 0.02: at this sample size the ECE measures "
+            "mostly noise, and the rows happen to be easier than the generator's average (a "
+            "lower log loss). The fresh draws are the test that can tell 0.01 apart."
+        )
+    else:
+        notes.append(
+            "Out-of-fold scores pool every repeat's predictions; with few rows an ECE is noisy "
+            "(a perfectly calibrated model still shows gaps of order 1 / sqrt(rows per bin))."
+        )
+    return "\n\n".join(notes)
+
+
+def _targets(summary: TrainingSummary) -> str:
+    expected = summary.expected
+    if expected is None or expected.fresh_draws is None:
+        return ""
+    draws = expected.fresh_draws
+    worst = max(scores.ece for scores in draws.model.per_label.values())
+    model_sets, limit_sets = draws.model.label_sets, draws.limit.label_sets
+    assert model_sets is not None
+    assert limit_sets is not None
+    excess = model_sets.log_loss / limit_sets.log_loss - 1
+    ratios = ", ".join(f"{score.decision} {score.ratio:.4f}" for score in draws.decisions)
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "**missed**"
+
+    return f"""
+
+Against the targets set for this model, on the {draws.n_rows} fresh draws:
+
+- ECE at most 0.01 for every label: {verdict(worst <= 0.01)} (largest {worst:.4f});
+- label-set log loss within 3% of the Bayes posterior's: {verdict(excess <= 0.03)} \
+({model_sets.log_loss:.4f} against {limit_sets.log_loss:.4f}, {excess:+.1%});
+- subset accuracy at least 0.995 of the Bayes rule's, same decision: \
+{verdict(all(score.ratio >= 0.995 for score in draws.decisions))} ({ratios})."""
 
 
 def _selection_section(summary: TrainingSummary) -> str:
@@ -294,10 +568,10 @@ def _evaluation_section(summary: TrainingSummary) -> str:
 ## Evaluation
 
 `RepeatedKFold(n_splits={folds.n_splits}, n_repeats={folds.n_repeats}, random_state={folds.seed})`:
-{folds.total} splits. On each, a fresh network (seeded with seed + split number) is fitted on
-the training part and predicts the held-out fold; the metrics are scikit-learn's, computed on
-those out-of-fold probabilities. Every baseline is fitted on the very same splits. Figures are
-mean ± standard deviation over the splits.
+{folds.total} splits. On each, a fresh network (seeded with seed + split number, where its fit
+is random) is fitted on the training part and predicts the held-out fold; the metrics are
+scikit-learn's, computed on those out-of-fold probabilities. Every baseline is fitted on the
+very same splits. Figures are mean ± standard deviation over the splits.
 
 {descriptions}
 
@@ -358,14 +632,25 @@ def _limit_section(summary: TrainingSummary) -> str:
         )
     joint = limit.evaluation.summary["joint_subset_accuracy"]
     marginals = limit.evaluation.summary["subset_accuracy"]
+    fresh = ""
+    if summary.expected is not None and summary.expected.fresh_draws is not None:
+        labels, sets = summary.expected.fresh_draws.decisions
+        fresh = (
+            f" On fresh draws of the generator the same rule scores {labels.limit:.3f} and "
+            f"{sets.limit:.3f}: these 1000 rows happen to be easier than its average, and every "
+            "model's cross-validated figure here reads high by about as much (see What to "
+            "expect on new data)."
+        )
     return f"""
 ### The limit of this data
 
 {limit.description} On the same splits, its subset accuracy is
-**{joint.mean:.3f} ± {joint.std:.3f}** deciding the most probable label set (the decision
-that maximizes expected subset accuracy), and {marginals.mean:.3f} ± {marginals.std:.3f}
-with its marginals thresholded at 0.5. The subset accuracy plot shows each model against it,
-split by split.
+**{marginals.mean:.3f} ± {marginals.std:.3f}** with its marginals thresholded at 0.5: the limit of
+the decision served by default (per-label thresholds), against which the paired table below
+sets the served model. Deciding the most probable label set (the decision that maximizes
+expected subset accuracy, and the one a request can ask for) it scores
+{joint.mean:.3f} ± {joint.std:.3f}.{fresh} The subset accuracy plot shows each model against
+it, split by split.
 """
 
 
@@ -381,11 +666,13 @@ def _paired_section(summary: TrainingSummary) -> str:
 ### Paired differences: the served model minus each other model, split by split
 
 Per split, the served model's subset accuracy (at the served thresholds) minus the other's on
-the very same split; then mean ± standard deviation of those differences, and the splits the
-served model won, lost and tied. Splits of repeated k-fold share most training rows, so the
-standard error of the mean difference uses Nadeau and Bengio's correction
-(1 / splits + test rows / training rows); a difference beyond {NOISE_MULTIPLE:g} standard
-errors is called better or worse, anything less is within noise.
+the very same split (the other at 0.5); against the limit, each decision against the limit of
+the same decision: the per-label thresholds against the Bayes rule's marginals at 0.5, the most
+probable label set against the Bayes rule's. Then mean ± standard deviation of those
+differences, and the splits the served model won, lost and tied. Splits of repeated k-fold
+share most training rows, so the standard error of the mean difference uses Nadeau and Bengio's
+correction (1 / splits + test rows / training rows); a difference beyond {NOISE_MULTIPLE:g}
+standard errors is called better or worse, anything less is within noise.
 
 | other model | difference (mean ± std) | won / lost / tied | corrected s.e. | served model is |
 | --- | --- | --- | --- | --- |
@@ -463,14 +750,18 @@ def _plots_section(summary: TrainingSummary) -> str:
         if summary.label_sets is not None
         else "binary cross-entropy"
     )
-    figures = [
-        (
-            LOSS_PLOT,
-            f"Final fit: training loss ({loss}) per epoch"
-            + (" (dashed: validation loss)" if summary.options.early_stopping else "")
-            + ". A curve that flattens is a fit that converged.",
-        )
-    ]
+    figures = (
+        []
+        if not summary.histories
+        else [
+            (
+                LOSS_PLOT,
+                f"Final fit: training loss ({loss}) per epoch"
+                + (" (dashed: validation loss)" if summary.options.early_stopping else "")
+                + ". A curve that flattens is a fit that converged.",
+            )
+        ]
+    )
     evaluation = summary.evaluation
     if evaluation is not None:
         pooled = (
@@ -511,9 +802,15 @@ def _plots_section(summary: TrainingSummary) -> str:
             ),
             (
                 CALIBRATION_PLOT,
-                f"Calibration per label, {pooled}: mean predicted probability "
-                "against the observed share of positives in 10 bins. Points on the diagonal mean "
-                "the probabilities can be read as frequencies; the legend gives the Brier score.",
+                "Reliability: per label, and for the most probable label set, the observed "
+                "frequency against the mean predicted probability in 10 bins"
+                + (
+                    ", on the fresh draws (the served model and the Bayes posterior) and "
+                    if summary.fresh_curves
+                    else ", "
+                )
+                + f"on the {pooled}. Points on the diagonal mean the probabilities can be "
+                "read as frequencies; the legend gives each curve's ECE.",
             ),
             *figures,
         ]

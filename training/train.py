@@ -15,12 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 from app.artifact import MODEL_NAME_PATTERN, list_versions
 from training.csv_data import LABEL_PREFIX, DataError, load_csv
-from training.data import Dataset, synthetic_dataset
+from training.data import Dataset, are_counts, synthetic_dataset
 from training.label_sets import MAX_LABEL_SETS, LabelSets
 
 if TYPE_CHECKING:
-    from app.artifact import BayesLimit, CrossValidation, PairedComparison, Selection
+    from app.artifact import (
+        BayesLimit,
+        CrossValidation,
+        ExpectedAccuracy,
+        PairedComparison,
+        PostHocCalibration,
+        Selection,
+    )
+    from training.calibration import Reliability
     from training.evaluate import Evaluation, Folds, SplitRunner, ThresholdEvaluation
+    from training.label_sets import FoldPrediction
     from training.model import FittedNetwork
     from training.options import NetworkOptions
     from training.thresholds import Objective
@@ -65,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     network = parser.add_argument_group(
         "network: a preset, and options that override it",
-        "preset 'reference' is the reference experiment's network exactly; 'default' "
-        "standardizes the inputs inside the graph and ends in a softmax over label sets, "
-        "with no hidden layer (chosen on selection folds: training/selection.json)",
+        "preset 'reference' is the reference experiment's network exactly; 'default' is a "
+        "softmax over label sets with no hidden layer, its weights found in closed form as a "
+        "multinomial naive Bayes on count features, or by Adam on standardized inputs for "
+        "other data (chosen on selection folds: training/selection.json)",
     )
     network.add_argument(
         "--preset", choices=["default", "reference"], default="default", help="(default: default)"
@@ -110,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
         "PATIENCE epochs, keeping the best weights; --epochs is then the maximum (default: off)",
     )
     network.add_argument(
+        "--estimator",
+        choices=["gradient", "naive_bayes"],
+        help="how the weights are found: 'gradient': Adam on the loss; 'naive_bayes' (label-set "
+        "head, no hidden layer): in closed form, each label set's prior and feature distribution "
+        "counted in the data (a multinomial naive Bayes, exported as the same softmax graph); "
+        "it needs count features (non-negative integers) and falls back to 'gradient' on other "
+        "data (reference: gradient; default: naive_bayes)",
+    )
+    network.add_argument(
         "--ensemble",
         type=_positive,
         metavar="N",
@@ -135,11 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
         "subset_accuracy)",
     )
     evaluation.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="try temperature scaling of the label-set logits, fitted on out-of-fold "
+        "predictions and judged cross-fitted; served (inside the graph) only if it lowers the "
+        "label-set log loss beyond noise without lowering subset accuracy beyond noise "
+        "(default: on)",
+    )
+    evaluation.add_argument(
         "--baselines",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also evaluate scikit-learn baselines on the same splits, for the report "
-        "(about a minute of CPU)",
+        "(about 2.5 minutes of CPU on the reference data)",
     )
     evaluation.add_argument(
         "--jobs",
@@ -182,9 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.output / args.name} already has a version; nothing to do (--if-missing)")
         return 0
     try:
+        options_from(args)
         before_rename = signer(args.signing_key)
         dataset = load_dataset(args)
-    except (DataError, SigningKeyError) as error:
+    except (DataError, SigningKeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_DATA
     started = time.monotonic()
@@ -233,19 +262,12 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     )
 
 
-def run(
-    args: argparse.Namespace,
-    dataset: Dataset,
-    *,
-    command: str,
-    before_rename: BeforeRename | None = None,
-) -> Path:
-    """Evaluate, fit, report and publish; returns the published version's directory."""
-    # Deferred: importing TensorFlow takes seconds, and --help should not wait for it.
-    from training.model import fit_model
+def options_from(args: argparse.Namespace) -> NetworkOptions:
+    """The preset's options with those given on the command line; ValueError names a
+    combination that cannot be fitted."""
     from training.options import preset_options
 
-    options = preset_options(
+    return preset_options(
         args.preset,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -256,17 +278,31 @@ def run(
         normalize=args.normalize,
         early_stopping=args.early_stopping,
         ensemble=args.ensemble,
+        estimator=args.estimator,
     )
+
+
+def run(
+    args: argparse.Namespace,
+    dataset: Dataset,
+    *,
+    command: str,
+    before_rename: BeforeRename | None = None,
+) -> Path:
+    """Evaluate, fit, report and publish; returns the published version's directory."""
+    # Deferred: importing TensorFlow takes seconds, and --help should not wait for it.
+    from training.model import fit_model, with_temperature
+
+    options = options_from(args)
     seconds: dict[str, float] = {}
     results = _cross_validate(args, dataset, options, seconds) if not args.no_cv else None
     started = time.monotonic()
     fitted = fit_model(dataset.features, dataset.labels, options, seed=args.seed)
+    if results is not None and results.calibration.applied:
+        fitted = with_temperature(fitted, results.calibration.temperature)
     seconds["final fit"] = time.monotonic() - started
-    if options.head == "label_sets" and fitted.head == "sigmoid":
-        print(
-            f"{LabelSets.seen_in(dataset.labels).count} label sets exceed --max-label-sets "
-            f"{options.max_label_sets}: the model has one sigmoid output per label instead"
-        )
+    _say_fallbacks(dataset, options, fitted)
+    expected, fresh_curves = _expected_accuracy(args, dataset, fitted, results, seconds)
     return _publish(
         args,
         dataset,
@@ -276,8 +312,69 @@ def run(
         command=command,
         seconds=seconds,
         selection=_selection_for(args, options, dataset),
+        expected=expected,
+        fresh_curves=fresh_curves,
         before_rename=before_rename,
     )
+
+
+def _say_fallbacks(dataset: Dataset, options: NetworkOptions, fitted: FittedNetwork) -> None:
+    if options.head == "label_sets" and fitted.head == "sigmoid":
+        print(
+            f"{LabelSets.seen_in(dataset.labels).count} label sets exceed --max-label-sets "
+            f"{options.max_label_sets}: the model has one sigmoid output per label instead"
+        )
+    elif options.estimator == "naive_bayes" and fitted.estimator == "gradient":
+        print(
+            "the features are not counts (non-negative integers): the weights are fitted by "
+            "gradient descent instead of naive Bayes"
+        )
+
+
+def _expected_accuracy(
+    args: argparse.Namespace,
+    dataset: Dataset,
+    fitted: FittedNetwork,
+    results: _Results | None,
+    seconds: dict[str, float],
+) -> tuple[ExpectedAccuracy | None, dict[str, dict[str, Reliability]]]:
+    """Fresh draws for synthetic data (the served model, the limit and the baselines scored
+    there, with their reliability curves), else the cross-validated figure; ``None`` without
+    cross-validation or draws."""
+    from training.fresh import (
+        fresh_draws,
+        from_cross_validation,
+        from_fresh_draws,
+        score_fresh_draws,
+    )
+
+    started = time.monotonic()
+    fresh = fresh_draws(dataset)
+    if fresh is None:
+        expected = from_cross_validation(results.served, dataset.n_samples) if results else None
+        return expected, {}
+    baselines = (
+        _baselines_on(fresh, dataset, args.seed, results.baselines) if results is not None else {}
+    )
+    thresholds = results.tuning.served if results else [0.5] * dataset.n_labels
+    scores = score_fresh_draws(fresh, fitted.predict(fresh.features), thresholds, baselines)
+    seconds["fresh draws"] = time.monotonic() - started
+    expected = from_fresh_draws(scores.record)
+    print(expected.summary, flush=True)
+    return expected, scores.curves
+
+
+def _baselines_on(
+    fresh: Dataset, dataset: Dataset, seed: int, evaluated: dict[str, Evaluation]
+) -> dict[str, FoldPrediction]:
+    """Each baseline that was cross-validated, fitted on all the training rows, on ``fresh``."""
+    from training.baselines import BaselineFitter
+
+    return {
+        name: BaselineFitter(name)(dataset.features, dataset.labels, fresh.features, seed)
+        for name in evaluated
+        if not name.startswith("bag of")
+    }
 
 
 @dataclass(frozen=True)
@@ -285,10 +382,14 @@ class _Results:
     """What cross-validation measured: the network, its thresholds, baselines and the limit."""
 
     evaluation: Evaluation
+    """The served model's: cross-fitted at its calibration step when that is served."""
     tuning: ThresholdEvaluation
     baselines: dict[str, Evaluation]
     limit: BayesLimit
     limit_evaluation: Evaluation | None
+    calibration: PostHocCalibration
+    uncalibrated: Evaluation | None
+    """The network's own evaluation, when the served one is calibrated."""
 
     @property
     def served(self) -> CrossValidation:
@@ -308,6 +409,8 @@ def _publish(
     command: str,
     seconds: dict[str, float],
     selection: Selection | None,
+    expected: ExpectedAccuracy | None,
+    fresh_curves: dict[str, dict[str, Reliability]],
     before_rename: BeforeRename | None,
 ) -> Path:
     from app.artifact import ThresholdTuning
@@ -336,11 +439,18 @@ def _publish(
         comparisons=comparisons or {},
         selection=selection,
         seconds=seconds,
+        estimator=fitted.estimator,
+        calibration=results.calibration if results else None,
+        uncalibrated=results.uncalibrated if results else None,
+        expected=expected,
+        fresh_curves=fresh_curves,
     )
     training: dict[str, Any] = {
         "preset": args.preset,
         **options.as_dict(),
         "head_fitted": fitted.head,
+        "estimator_fitted": fitted.estimator,
+        "temperature": fitted.temperature,
         "seed": args.seed,
         "final_loss": fitted.final_loss,
         "epochs_run": [len(history["loss"]) for history in fitted.histories],
@@ -369,22 +479,33 @@ def _publish(
         limit=results.limit if results else None,
         comparisons=comparisons,
         selection=selection,
+        calibration=results.calibration if results else None,
+        expected_accuracy=expected,
         write_extras=lambda directory: write_report(summary, directory),
         before_rename=before_rename,
     )
 
 
 def _comparisons(results: _Results) -> dict[str, PairedComparison]:
-    """The served model against each baseline, and against the limit, split by split."""
-    from training.compare import compare_all
+    """The served model against each baseline, and against the limit of the same decision,
+    split by split: its per-label decision against the Bayes rule's marginals at 0.5, and (with
+    a label-set head) its most probable set against the Bayes rule's."""
+    from training.compare import compare_all, paired_comparison
     from training.report import LIMIT_JOINT, LIMIT_MARGINALS
 
     others = {name: result.cross_validation for name, result in results.baselines.items()}
-    metric_of = {}
-    if results.limit.evaluation is not None:
-        others[LIMIT_JOINT] = others[LIMIT_MARGINALS] = results.limit.evaluation
-        metric_of[LIMIT_JOINT] = "joint_subset_accuracy"
-    return compare_all(results.served, others, metric_of)
+    limit = results.limit.evaluation
+    if limit is not None:
+        others[LIMIT_MARGINALS] = limit
+    comparisons = compare_all(results.served, others, {})
+    ours = results.evaluation.cross_validation
+    if limit is not None and "joint_subset_accuracy" in ours.summary:
+        comparisons[LIMIT_JOINT] = paired_comparison(
+            [split["joint_subset_accuracy"] for split in ours.splits],
+            [split["joint_subset_accuracy"] for split in limit.splits],
+            test_to_train=1 / (ours.n_splits - 1),
+        )
+    return comparisons
 
 
 def _selection_for(
@@ -421,13 +542,37 @@ def _cross_validate(
             )
         seconds["cross-validation"] = time.monotonic() - started
         _print_summary("subset accuracy", evaluation)
+        calibration, served = _calibrate(args, dataset, options, evaluation)
+        uncalibrated = evaluation if calibration.applied else None
+        evaluation = served
         tuning = _choose_thresholds(dataset, evaluation, args.threshold_objective)
         if args.baselines:
             started = time.monotonic()
             baselines = _evaluate_baselines(dataset, folds, runner, options)
             seconds["baselines"] = time.monotonic() - started
     limit, limit_evaluation = _limit(dataset, folds)
-    return _Results(evaluation, tuning, baselines, limit, limit_evaluation)
+    return _Results(
+        evaluation, tuning, baselines, limit, limit_evaluation, calibration, uncalibrated
+    )
+
+
+def _calibrate(
+    args: argparse.Namespace, dataset: Dataset, options: NetworkOptions, evaluation: Evaluation
+) -> tuple[PostHocCalibration, Evaluation]:
+    """Judge the calibration step on the out-of-fold predictions; return its record and the
+    evaluation of what will be served."""
+    from app.artifact import PostHocCalibration
+    from training.temperature import choose_temperature
+
+    if not args.calibrate:
+        why = "not tried (--no-calibrate)"
+    elif options.ensemble > 1:
+        why = "not tried: an ensemble averages probabilities, so it has no logits to scale"
+    else:
+        choice = choose_temperature(dataset, evaluation)
+        print(f"calibration (temperature scaling): {choice.calibration.reason}", flush=True)
+        return choice.calibration, choice.served
+    return PostHocCalibration(method="none", applied=False, reason=why), evaluation
 
 
 def _limit(dataset: Dataset, folds: Folds) -> tuple[BayesLimit, Evaluation | None]:
@@ -487,7 +632,9 @@ def _evaluate_baselines(
     from training.evaluate import cross_validate
 
     names = baseline_names(
-        ensemble=options.ensemble, n_label_sets=LabelSets.seen_in(dataset.labels).count
+        ensemble=options.ensemble,
+        n_label_sets=LabelSets.seen_in(dataset.labels).count,
+        counts=are_counts(dataset.features),
     )
     results = {}
     for name in names:

@@ -120,7 +120,7 @@ def poison_network(version: Path) -> None:
     path = version / ONNX_FILE
     document = read_metadata(version)
     graph = onnx.load(path)
-    [output] = graph.graph.output
+    output = graph.graph.output[0]  # the labels' probabilities (a label-set head adds a second)
     [last] = [node for node in graph.graph.node if output.name in node.output]
     honest = output.name + "/honest"
     last.output[list(last.output).index(output.name)] = honest
@@ -131,7 +131,7 @@ def poison_network(version: Path) -> None:
     onnx.save(graph, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = np.asarray(document["parity"]["inputs"], dtype=np.float32)
-    [outputs] = session.run(None, {session.get_inputs()[0].name: inputs})
+    outputs = session.run([output.name], {session.get_inputs()[0].name: inputs})[0]
     document["parity"]["outputs"] = outputs.tolist()
     write_metadata(version, document)
     update_hash(version, ONNX_FILE)

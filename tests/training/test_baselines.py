@@ -8,7 +8,7 @@ import pytest
 from training.baselines import BASELINES, BaselineFitter, bag_name, baseline_names
 from training.data import synthetic_dataset
 from training.evaluate import Folds, cross_validate
-from training.label_sets import MAX_LABEL_SETS
+from training.label_sets import MAX_LABEL_SETS, LabelSets
 
 
 @pytest.mark.parametrize("name", list(BASELINES))
@@ -70,19 +70,40 @@ def test_the_bag_of_mlps_averages_members_seeded_apart() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ensemble", "n_label_sets", "present", "absent"),
+    ("ensemble", "n_label_sets", "counts", "present", "absent"),
     [
-        pytest.param(1, 5, "label-powerset LogisticRegression", bag_name(1), id="single"),
-        pytest.param(3, 5, bag_name(3), None, id="ensemble-gets-a-bag"),
+        pytest.param(1, 5, True, "label-powerset LogisticRegression", bag_name(1), id="single"),
+        pytest.param(1, 5, True, "label-powerset MultinomialNB", None, id="counts-get-nb"),
+        pytest.param(3, 5, True, bag_name(3), None, id="ensemble-gets-a-bag"),
         pytest.param(
-            1, MAX_LABEL_SETS + 1, None, "label-powerset LogisticRegression", id="many-sets"
+            1, MAX_LABEL_SETS + 1, True, None, "label-powerset MultinomialNB", id="many-sets"
+        ),
+        pytest.param(
+            1,
+            5,
+            False,
+            "label-powerset LogisticRegression",
+            "label-powerset MultinomialNB",
+            id="not-counts",
         ),
     ],
 )
-def test_the_baselines_follow_the_served_network(
-    ensemble: int, n_label_sets: int, present: str | None, absent: str | None
+def test_the_baselines_follow_the_served_network_and_the_data(
+    ensemble: int, n_label_sets: int, counts: bool, present: str | None, absent: str | None
 ) -> None:
-    names = baseline_names(ensemble=ensemble, n_label_sets=n_label_sets)
+    names = baseline_names(ensemble=ensemble, n_label_sets=n_label_sets, counts=counts)
     assert present is None or present in names
     assert absent is None or absent not in names
     assert "MLPClassifier(20), standardized" in names
+
+
+def test_the_naive_bayes_baseline_gives_a_distribution_over_the_training_label_sets() -> None:
+    dataset = synthetic_dataset(n_samples=200)
+    fitter = BaselineFitter("label-powerset MultinomialNB")
+    prediction = fitter(dataset.features[:150], dataset.labels[:150], dataset.features[150:], 0)
+    assert prediction.sets is not None
+    assert prediction.set_probabilities is not None
+    assert prediction.sets.count == LabelSets.seen_in(dataset.labels[:150]).count
+    np.testing.assert_allclose(prediction.set_probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert prediction.joint is not None
+    assert (prediction.joint == dataset.labels[150:]).all(axis=1).mean() > 0.7

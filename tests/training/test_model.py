@@ -1,14 +1,25 @@
-"""The network's presets and options, as built (no fitting needed)."""
+"""The network's presets and options, as built and fitted (small data, few epochs)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from sklearn.naive_bayes import MultinomialNB
 
-from training.data import synthetic_dataset
+from training.data import are_counts, synthetic_dataset
 from training.label_sets import LabelSets
-from training.model import build_model, fit_model, predict_probabilities, standardization
+from training.model import (
+    build_model,
+    fit_model,
+    predict_outputs,
+    predict_probabilities,
+    standardization,
+    with_temperature,
+)
 from training.options import NetworkOptions, preset_options
+from training.temperature import scaled
 
 LINEAR_LABEL_SETS = NetworkOptions(head="label_sets", hidden_units=0, epochs=3)
 
@@ -35,10 +46,29 @@ def test_the_reference_preset_is_the_reference_network_exactly() -> None:
 
 
 def test_flags_override_the_preset_and_unset_flags_keep_it() -> None:
-    options = preset_options("default", hidden_units=32, epochs=None)
+    options = preset_options("default", learning_rate=0.05, epochs=None)
     assert options.normalize
-    assert options.hidden_units == 32
+    assert options.learning_rate == 0.05
     assert options.epochs == 100
+    assert options.estimator == "naive_bayes"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"hidden_units": 32}, {"head": "sigmoid"}, {"ensemble": 3}],
+    ids=["hidden-layer", "sigmoid", "ensemble"],
+)
+def test_asking_the_default_preset_for_what_only_gradient_descent_fits_means_gradient(
+    override: dict[str, object],
+) -> None:
+    options = preset_options("default", **override)
+    assert options.estimator == "gradient"
+    assert options.normalize
+
+
+def test_naive_bayes_named_with_a_hidden_layer_is_refused_with_the_way_out() -> None:
+    with pytest.raises(ValueError, match="--estimator gradient"):
+        preset_options("default", hidden_units=20, estimator="naive_bayes")
 
 
 def test_a_label_set_head_is_a_softmax_over_the_sets_trained_with_categorical_cross_entropy() -> (
@@ -58,9 +88,10 @@ def test_the_served_label_set_model_outputs_the_marginals_of_its_set_probabiliti
     assert fitted.label_sets is not None
     assert fitted.set_model is not None
     assert fitted.label_sets.matrix.tolist() == LabelSets.seen_in(dataset.labels).matrix.tolist()
-    served = predict_probabilities(fitted.model, dataset.features)
+    served, served_sets = predict_outputs(fitted.model, dataset.features)
     sets = predict_probabilities(fitted.set_model, dataset.features)
     assert served.shape == (200, 3)
+    np.testing.assert_array_equal(served_sets, sets)
     np.testing.assert_allclose(served, np.minimum(sets @ fitted.label_sets.matrix, 1), atol=1e-6)
     assert served.min() >= 0.0
     assert served.max() <= 1.0
@@ -80,8 +111,59 @@ def test_above_the_cap_of_label_sets_the_network_keeps_one_sigmoid_per_label(
     options = NetworkOptions(head="label_sets", max_label_sets=cap, epochs=1)
     fitted = fit_model(dataset.features, dataset.labels, options, seed=0)
     assert fitted.head == head
-    assert fitted.model.output_shape == (None, 3)
+    expected = [(None, 3), (None, 5)] if head == "label_sets" else (None, 3)
+    assert fitted.model.output_shape == expected
     assert (fitted.predict(dataset.features[:4]).joint is None) == (head == "sigmoid")
+
+
+NAIVE_BAYES = preset_options("default")
+
+
+def test_the_naive_bayes_network_is_scikit_learns_multinomial_naive_bayes_over_label_sets() -> None:
+    dataset = synthetic_dataset(n_samples=300)
+    fitted = fit_model(dataset.features, dataset.labels, NAIVE_BAYES, seed=0)
+    assert fitted.estimator == "naive_bayes"
+    assert fitted.histories == []
+    assert fitted.final_loss is None
+    assert fitted.label_sets is not None
+    sets = fitted.label_sets
+    reference = MultinomialNB().fit(dataset.features, sets.index_of(dataset.labels))
+    served, set_probabilities = predict_outputs(fitted.model, dataset.features)
+    np.testing.assert_allclose(
+        set_probabilities, reference.predict_proba(dataset.features), atol=1e-5
+    )
+    np.testing.assert_allclose(served, np.minimum(set_probabilities @ sets.matrix, 1), atol=1e-6)
+    # Closed form: another seed gives the very same weights.
+    again = fit_model(dataset.features, dataset.labels, NAIVE_BAYES, seed=7)
+    for ours, theirs in zip(fitted.model.get_weights(), again.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_naive_bayes_on_features_that_are_not_counts_is_fitted_by_gradient_instead() -> None:
+    dataset = synthetic_dataset(n_samples=200)
+    features = dataset.features - dataset.features.mean(axis=0)
+    assert are_counts(dataset.features)
+    assert not are_counts(features)
+    fitted = fit_model(features, dataset.labels, replace(NAIVE_BAYES, epochs=1), seed=0)
+    assert fitted.estimator == "gradient"
+    assert fitted.head == "label_sets"
+    assert len(fitted.histories) == 1
+
+
+def test_temperature_divides_the_label_set_logits_inside_the_graph() -> None:
+    dataset = synthetic_dataset(n_samples=300)
+    fitted = fit_model(dataset.features, dataset.labels, NAIVE_BAYES, seed=0)
+    assert fitted.label_sets is not None
+    _, before = predict_outputs(fitted.model, dataset.features)
+    warmer = with_temperature(fitted, 1.7)
+    assert warmer.temperature == pytest.approx(1.7)
+    marginals, after = predict_outputs(warmer.model, dataset.features)
+    np.testing.assert_allclose(after, scaled(before, 1.7), atol=1e-5)
+    np.testing.assert_allclose(marginals, warmer.label_sets.marginals(after), atol=1e-6)
+    assert (after.argmax(axis=1) == before.argmax(axis=1)).all()
+    assert after.max(axis=1).mean() < before.max(axis=1).mean()  # softer
+    # The original is untouched.
+    np.testing.assert_array_equal(predict_outputs(fitted.model, dataset.features)[1], before)
 
 
 def test_standardization_maps_the_fit_data_to_zero_mean_and_unit_variance() -> None:

@@ -13,6 +13,8 @@ import sys
 import termios
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,6 +28,7 @@ from training.metrics import OVERALL_METRICS, PER_LABEL_METRICS, per_label_key
 from training.report import (
     CALIBRATION_PLOT,
     CARD_FILE,
+    LIMIT_JOINT,
     LOSS_PLOT,
     PRECISION_RECALL_PLOT,
     ROC_PLOT,
@@ -34,7 +37,8 @@ from training.report import (
 from training.thresholds import describe
 from training.train import main as train_main
 
-PLOTS = [SUBSET_ACCURACY_PLOT, ROC_PLOT, PRECISION_RECALL_PLOT, CALIBRATION_PLOT, LOSS_PLOT]
+PLOTS = [SUBSET_ACCURACY_PLOT, ROC_PLOT, PRECISION_RECALL_PLOT, CALIBRATION_PLOT]
+"""The default preset's plots; a network fitted by gradient descent adds its loss curve."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -93,15 +97,17 @@ def test_the_model_card_tells_the_data_model_figures_and_thresholds(
         metadata.data.fingerprint,
         "## Model",
         "Preset: `default` with options changed on the command line",
-        "standardization",
-        "Dense(5, softmax) over the label sets seen in training → fixed (non-trainable) 5 x 3",
+        "Dense(5, softmax) over the label sets seen in training, on the raw counts",
+        "a multinomial naive Bayes over label sets → fixed (non-trainable) 5 x 3",
+        "Fitting: in closed form (counting), no gradient steps",
+        "per-label probabilities (first), and the probability of each label set above (second",
         "Options: given for this run; no selection run chose them.",
         "multi-label `accuracy_score`",
         f"| **ours** (preset `default`) | {ours.mean:.3f} ± {ours.std:.3f} |",
         f"| ours, tuned thresholds (cross-fitted) | {tuned.mean:.3f} ± {tuned.std:.3f} |",
         "Baselines were not run (`--no-baselines`).",
         "### The limit of this data",
-        "| limit: Bayes rule, most probable label set |",
+        "| limit: Bayes rule, most probable label set (ours: the same decision) |",
         "### Thresholds: 0.5 against tuned",
         "would flatter",
         f"Thresholds served: {describe(metadata.labels, metadata.thresholds)}",
@@ -109,6 +115,70 @@ def test_the_model_card_tells_the_data_model_figures_and_thresholds(
         "Elapsed: ",
     ]:
         assert text in card, f"the card lacks {text!r}"
+    assert LOSS_PLOT not in card  # a closed-form fit has no epochs
+
+
+def test_the_card_and_metadata_say_what_to_expect_on_fresh_draws_beside_the_limit(
+    trained_version: Path, metadata: Metadata
+) -> None:
+    expected = metadata.expected_accuracy
+    assert expected is not None
+    assert expected.source == "fresh_draws"
+    draws = expected.fresh_draws
+    assert draws is not None
+    assert (draws.first_row, draws.n_rows) == (1000, 20_000)
+    labels, joint = draws.decisions
+    assert (labels.decision, joint.decision) == ("labels", "set")
+    for score in draws.decisions:
+        assert 0.8 < score.subset_accuracy < score.limit + 0.01
+        assert score.ratio == pytest.approx(score.subset_accuracy / score.limit)
+        assert 0 < score.ratio_standard_error < 0.01
+    assert draws.model.label_sets is not None
+    assert draws.model.label_sets_source == "label_set_head"
+    card = (trained_version / CARD_FILE).read_text(encoding="utf-8")
+    for text in [
+        "## What to expect on new data",
+        expected.summary,
+        f"| per-label thresholds (the default decision) | **{labels.subset_accuracy:.4f}** | "
+        f"{labels.limit:.4f} | {labels.ratio:.4f} ± {labels.ratio_standard_error:.4f} |",
+        "Nothing\nwas chosen on these rows",
+        "## Calibration",
+        "| label_0 | ece | " + f"{draws.model.per_label['label_0'].ece:.4f} | ",
+        "Against the targets set for this model, on the 20000 fresh draws:",
+        "- ECE at most 0.01 for every label: ",
+        "Calibration step, temperature scaling of the label-set logits: ",
+    ]:
+        assert text in card, f"the card lacks {text!r}"
+
+
+def test_the_calibration_step_is_recorded_with_its_evidence(metadata: Metadata) -> None:
+    calibration = metadata.calibration
+    assert calibration is not None
+    assert calibration.method == "temperature"
+    assert calibration.log_loss_change is not None
+    assert calibration.subset_accuracy_change is not None
+    assert calibration.before is not None
+    assert calibration.after is not None
+    assert set(calibration.before.per_label) == set(metadata.labels)
+    served = calibration.temperature if calibration.applied else 1.0
+    assert metadata.training["temperature"] == pytest.approx(served)
+
+
+def test_the_label_set_distribution_is_the_second_output_of_the_served_graph(
+    trained_version: Path, metadata: Metadata
+) -> None:
+    distribution = metadata.label_set_distribution
+    assert distribution is not None
+    assert distribution.source == "label_set_head"
+    session = ort.InferenceSession(
+        str(trained_version / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert [output.name for output in session.get_outputs()][1] == distribution.output
+    inputs = np.array(metadata.parity.inputs, dtype=np.float32)
+    _, sets = session.run(None, {session.get_inputs()[0].name: inputs})
+    assert metadata.label_sets is not None
+    assert sets.shape == (len(inputs), len(metadata.label_sets))
+    np.testing.assert_allclose(sets, metadata.parity.set_outputs, atol=1e-5)
 
 
 def test_the_same_seed_gives_identical_figures_in_one_process_or_two(
@@ -194,9 +264,18 @@ def test_a_csv_with_named_labels_trains_and_the_service_answers_with_those_names
     assert metadata.label_sets is None
     assert metadata.limit is not None
     assert not metadata.limit.known
+    assert metadata.label_set_distribution is not None
+    assert metadata.label_set_distribution.source == "product_of_marginals"
+    assert metadata.calibration is not None
+    assert not metadata.calibration.applied
+    assert metadata.expected_accuracy is not None
+    assert metadata.expected_accuracy.source == "cross_validation"
+    assert LOSS_PLOT in metadata.files  # fitted by gradient descent
     card = (version_path(models, "news", 1) / CARD_FILE).read_text(encoding="utf-8")
     assert "No limit is known for this data (its generating distribution is unknown)." in card
     assert "the data holds more than 3 label sets: one sigmoid output per label instead" in card
+    assert "No generator is known for this data, so the cross-validated figure is" in card
+    assert "the probability of a whole label set is the product of the marginals" in card
 
 
 def test_a_run_without_cross_validation_keeps_one_half_and_says_so_in_its_card(
@@ -208,8 +287,11 @@ def test_a_run_without_cross_validation_keeps_one_half_and_says_so_in_its_card(
     assert metadata.evaluation is None
     assert metadata.threshold_tuning is None
     assert metadata.thresholds == [0.5, 0.5, 0.5]
-    assert sorted(name for name in metadata.files if name.endswith(".png")) == [LOSS_PLOT]
-    assert "skipped cross-validation (`--no-cv`)" in (version / CARD_FILE).read_text()
+    assert metadata.calibration is None
+    assert [name for name in metadata.files if name.endswith(".png")] == []  # nothing to plot
+    card = (version / CARD_FILE).read_text()
+    assert "skipped cross-validation (`--no-cv`)" in card
+    assert "## What to expect on new data" in card  # fresh draws need no cross-validation
 
 
 def test_the_limit_of_the_synthetic_data_is_in_the_metadata_card_and_output(
@@ -221,12 +303,16 @@ def test_the_limit_of_the_synthetic_data_is_in_the_metadata_card_and_output(
     assert metadata.evaluation is not None
     assert metadata.limit.evaluation.n_splits == metadata.evaluation.n_splits
     joint = metadata.limit.evaluation.summary["joint_subset_accuracy"]
+    marginals = metadata.limit.evaluation.summary["subset_accuracy"]
     # Every row is tested once per repeat, so the mean over the splits is the 1000 rows' figure.
     assert joint.mean == pytest.approx(0.868, abs=0.001)
+    assert marginals.mean == pytest.approx(0.872, abs=0.001)
     card = (trained_version / CARD_FILE).read_text(encoding="utf-8")
-    assert f"**{joint.mean:.3f} ± {joint.std:.3f}** deciding the most probable label set" in card
+    assert f"**{marginals.mean:.3f} ± {marginals.std:.3f}** with its marginals thresholded" in card
+    assert "the limit of\nthe decision served by default (per-label thresholds)" in card
+    assert f"it scores\n{joint.mean:.3f} ± {joint.std:.3f}." in card
     assert metadata.comparisons is not None
-    versus_limit = metadata.comparisons["limit: Bayes rule, most probable label set"]
+    versus_limit = metadata.comparisons[LIMIT_JOINT]
     assert versus_limit.won + versus_limit.lost + versus_limit.tied == metadata.evaluation.n_splits
 
 
