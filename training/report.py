@@ -127,7 +127,8 @@ def _write_plots(summary: TrainingSummary, directory: Path) -> list[str]:
             "ours": evaluation.subset_accuracies,
             **{name: baseline.subset_accuracies for name, baseline in summary.baselines.items()},
         },
-        limit=_joint_accuracies(limit) if limit else None,
+        # The limit of the decision the plot shows for every model: thresholds at 0.5.
+        limit=limit.subset_accuracies if limit else None,
         show_reference=summary.on_reference_data,
     )
     plots.roc_plot(directory / ROC_PLOT, truth, scores, labels)
@@ -166,10 +167,6 @@ def _distribution(evaluation: Evaluation) -> SetDistribution:
         evaluation.label_sets,
         None if sets is None else sets.reshape(-1, sets.shape[-1]),
     )
-
-
-def _joint_accuracies(evaluation: Evaluation) -> list[float]:
-    return [split["joint_subset_accuracy"] for split in evaluation.cross_validation.splits]
 
 
 def _pooled(probabilities: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -781,8 +778,8 @@ def _plots_section(summary: TrainingSummary) -> str:
                 f"Left: our subset accuracy on each of the {evaluation.folds.total} "
                 f"splits{spread}"
                 + (
-                    ", and the limit of this data (the Bayes-optimal rule's most probable "
-                    "label set) on the same splits"
+                    ", and the limit of the same decision on this data (the Bayes-optimal "
+                    "rule's marginals at 0.5) on the same splits"
                     if summary.limit_evaluation
                     else ""
                 )

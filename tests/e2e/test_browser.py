@@ -226,7 +226,7 @@ def test_the_card_page_shows_every_plot(
     browser: WebDriver, server: ServerProcess, default_version: Path
 ) -> None:
     plots = sorted(path.name for path in default_version.glob("*.png"))
-    assert len(plots) >= 5
+    assert len(plots) >= 4  # a model fitted by counting has no loss curve
     visit(browser, f"{server.base_url}/models/{MODEL_NAME}/card")
     loaded = "return Array.from(document.images).every(image => image.complete)"
     wait(browser).until(lambda driver: driver.execute_script(loaded))
