@@ -28,6 +28,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from app.codecs import probe_paths
 from app.config import Settings, get_settings
 from app.errors import BadRequest, Overloaded, RequestTimeout
 from app.logs import configure_logging, logging_config
@@ -35,9 +36,7 @@ from app.metrics import ServiceMetrics, multiprocess_directory
 
 # The exact paths that orchestrators probe (deploy/k8s and deploy/kserve): answered even past
 # the connection cap, so that a flood of connections does not get the pod restarted.
-PROBE_PATHS = frozenset(
-    {b"/health", b"/health/live", b"/health/ready", b"/v2/health/live", b"/v2/health/ready"}
-)
+PROBE_PATHS = probe_paths()
 _PROBE_METHODS = frozenset({b"GET", b"HEAD"})
 
 logger = logging.getLogger(__name__)
