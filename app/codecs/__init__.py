@@ -11,6 +11,6 @@ from app.codecs.base import Codec
 CODECS: tuple[Codec, ...] = (native.CODEC, v2.CODEC, tfserving.CODEC)
 
 
-def probe_paths(codecs: tuple[Codec, ...] = CODECS) -> frozenset[bytes]:
+def probe_paths() -> frozenset[bytes]:
     """The exact paths of every codec's health probes, as the HTTP edge compares them."""
-    return frozenset(path.encode() for codec in codecs for path in codec.probe_paths)
+    return frozenset(path.encode() for codec in CODECS for path in codec.probe_paths)
