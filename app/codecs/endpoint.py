@@ -200,14 +200,21 @@ def _body_of(message: Message) -> bytes:
 
 
 def routes(codecs: Sequence[Codec]) -> list[Route]:
-    """One Starlette route per path of every codec, in the codecs' own order (a protocol lists
-    its more specific paths first where two templates could match the same path)."""
-    served: list[Route] = []
+    """One Starlette route per path of every codec: first every codec's inference paths (those
+    whose operations read a body), then the rest, each in the codecs' own order (a protocol
+    lists its more specific paths first where two templates could match the same path).
+
+    The router tries routes in order, and each miss costs a pattern match: so an inference
+    request, the service's hot path, meets only other inference routes before its own.
+    """
+    inference: list[Route] = []
+    others: list[Route] = []
     for codec in codecs:
         by_path: dict[str, list[Operation]] = {}
         for operation in codec.operations:
             by_path.setdefault(operation.path, []).append(operation)
         for path, operations in by_path.items():
-            endpoint = PathEndpoint(codec, operations)
-            served.append(Route(path, endpoint, name=f"{codec.name} {path}"))
-    return served
+            route = Route(path, PathEndpoint(codec, operations), name=f"{codec.name} {path}")
+            reads_body = any(operation.reads_body for operation in operations)
+            (inference if reads_body else others).append(route)
+    return [*inference, *others]
