@@ -3,7 +3,8 @@
 Requests meet the data plane first: a Starlette router holding every codec's operations
 (``app.codecs``), whose endpoints are plain ASGI callables. Whatever none of them matches goes
 to the control plane, a FastAPI application: metadata, metrics, the OpenAPI document, the docs
-and pages. The model loads in the lifespan, never at import.
+and pages. The model loads in the lifespan, never at import; the lifespan also starts the gRPC
+server (``app.grpc_server``) on the same data plane, in the same event loop.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from app.config import Settings, get_settings
 from app.control import metadata, metrics
 from app.dataplane import DataPlane
 from app.errors import InvalidRequest, RoutingError, ServiceError
+from app.grpc_server import GrpcServer
 from app.inference import load_model
 from app.logs import configure_logging
 from app.metrics import ServiceMetrics, flush_periodically
@@ -84,6 +86,9 @@ class Service:
         # Until app/auth.py and app/pages read the lifespan state (app.services) like the rest.
         self.control.state.repository = repository
         self.control.state.api_keys = api_keys
+        grpc_server = GrpcServer(services) if settings.grpc_port else None
+        if grpc_server is not None:
+            await grpc_server.start()
         background = []
         if settings.poll_interval > 0:
             background.append(asyncio.create_task(watch(repository, settings.poll_interval)))
@@ -95,6 +100,8 @@ class Service:
             # edge refuses in "metrics").
             yield {"metrics": self.metrics, SERVICES_STATE_KEY: services}
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(settings.graceful_timeout)
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
