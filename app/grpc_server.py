@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from time import perf_counter
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -95,45 +96,39 @@ class GrpcServer:
             headers = _headers(context.invocation_metadata())
             request_id = observer.request_id(headers.get(b"x-request-id"))
             trailing: tuple[tuple[str, str], ...] = ((REQUEST_ID, request_id),)
-            status, rows, model = "OK", None, None
+
+            def record(status: str, rows: int | None = None, model: Any = None) -> None:
+                seconds = perf_counter() - started
+                observer.record(
+                    METHOD, path, path, status, seconds, request_id, rows, model, protocol=PROTOCOL
+                )
+
             try:
                 if not public:
                     api_keys.check(headers)
                 async with asyncio.timeout(deadline):
                     reply = await handler(dataplane, data)
-                rows, model = reply.rows, reply.model
-                context.set_trailing_metadata(trailing)
-                return reply.message
             except ServiceError as error:
-                code = status_of(error)
-                status = code.name
+                code, message = status_of(error), error.message
                 retry = error.headers.get("Retry-After")
                 if retry is not None:
                     trailing = (*trailing, ("retry-after", retry))
-                await context.abort(code, error.message, trailing)
             except TimeoutError:
-                status = grpc.StatusCode.DEADLINE_EXCEEDED.name
+                code = grpc.StatusCode.DEADLINE_EXCEEDED
                 message = f"the call did not finish within {deadline:g} s"
-                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, message, trailing)
             except asyncio.CancelledError:  # the client went away, or its deadline passed
-                status = grpc.StatusCode.CANCELLED.name
+                record(grpc.StatusCode.CANCELLED.name)
                 raise
             except Exception:
                 logger.exception("unhandled error on %s", path)
-                status = grpc.StatusCode.INTERNAL.name
-                await context.abort(grpc.StatusCode.INTERNAL, "internal server error", trailing)
-            finally:
-                observer.record(
-                    METHOD,
-                    path,
-                    path,
-                    status,
-                    perf_counter() - started,
-                    request_id,
-                    rows,
-                    model,
-                    protocol=PROTOCOL,
-                )
+                code, message = grpc.StatusCode.INTERNAL, "internal server error"
+            else:
+                # Recorded before the answer leaves, as the HTTP edge does after its send.
+                record("OK", reply.rows, reply.model)
+                context.set_trailing_metadata(trailing)
+                return reply.message
+            record(code.name)
+            await context.abort(code, message, trailing)
             raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
         return grpc.unary_unary_rpc_method_handler(call)
