@@ -82,7 +82,9 @@ def test_the_api_publishes_its_port_on_the_loopback_interface_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = settings_from_env(SERVICES["api"]["environment"], monkeypatch)
-    assert SERVICES["api"]["ports"] == [f"127.0.0.1:{settings.port}:{settings.port}"]
+    assert SERVICES["api"]["ports"] == [
+        f"127.0.0.1:{port}:{port}" for port in (settings.port, settings.grpc_port)
+    ]
 
 
 def test_the_api_uses_the_images_own_healthcheck() -> None:
