@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import grpc
@@ -162,13 +163,12 @@ def _tensors(message: ModelInferRequest) -> list[Tensor]:
         )
     tensors = []
     for index, given in enumerate(message.inputs):
-        field = f"inputs.{index}"
+        field, typed_field, raw_field = _field_names(index)
         shape = list(given.shape)
         if not raw:
             values = given.contents.fp32_contents
-            data_field = f"{field}.contents.fp32_contents"
             tensors.append(
-                Tensor(given.name, given.datatype, shape, values, field, data_field, typed=True)
+                Tensor(given.name, given.datatype, shape, values, field, typed_field, typed=True)
             )
             continue
         if given.HasField("contents"):
@@ -176,9 +176,15 @@ def _tensors(message: ModelInferRequest) -> list[Tensor]:
                 f"{field}: give either contents or raw_input_contents, not both",
                 field=f"{field}.contents",
             )
-        data_field = f"raw_input_contents.{index}"
-        tensors.append(Tensor(given.name, given.datatype, shape, raw[index], field, data_field))
+        tensors.append(Tensor(given.name, given.datatype, shape, raw[index], field, raw_field))
     return tensors
+
+
+@lru_cache(maxsize=8)
+def _field_names(index: int) -> tuple[str, str, str]:
+    """Where input ``index`` and its values are in the message, as errors name them."""
+    field = f"inputs.{index}"
+    return field, f"{field}.contents.fp32_contents", f"raw_input_contents.{index}"
 
 
 def _encode(result: InferenceResult, *, raw: bool) -> ModelInferResponse:
