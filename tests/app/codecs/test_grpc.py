@@ -11,6 +11,7 @@ other protocol, is in ``test_strictness.py``; Triton's and KServe's own clients 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -317,3 +318,33 @@ def test_a_call_past_the_deadline_setting_ends_deadline_exceeded(trained_reposit
         error = hurried.status("ModelInfer", infer_request(ROWS * 10, raw=True).SerializeToString())
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "within 0.001 s" in error.details()
+
+
+def test_past_the_rows_in_flight_a_call_is_resource_exhausted_with_retry_after(
+    trained_repository: Path,
+) -> None:
+    """A 10,000-row call holds the pool; a one-row call sent while it does is refused (the
+    limit is 10,000 rows), with ``retry-after`` in its trailing metadata."""
+    big = infer_request(ROWS * 10, raw=True).SerializeToString()
+    small = infer_request(REFERENCE_INPUTS[:1]).SerializeToString()
+    with grpc_app(
+        trained_repository, max_inflight_rows=10_000, offload_rows=1, retry_after=3
+    ) as held:
+        dataplane = held.http.app_state["services"].dataplane
+        method = held.channel.unary_unary(f"/{SERVICE}/ModelInfer")
+        refusals = []
+        for _ in range(20):  # the big call may finish before the small one arrives: again
+            future = method.future(big, metadata=KEY, timeout=60)
+            while dataplane.rows_in_flight == 0 and not future.done():
+                time.sleep(0.001)
+            try:
+                method(small, metadata=KEY, timeout=30)
+            except grpc.RpcError as error:
+                refusals.append(error)
+            future.result()
+            if refusals:
+                break
+    (refusal,) = refusals
+    assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "limit of 10000 rows in flight" in refusal.details()
+    assert ("retry-after", "3") in refusal.trailing_metadata()
