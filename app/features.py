@@ -33,13 +33,6 @@ _JSON_TYPE_NAMES = {
 }
 
 
-def may_contain_booleans(body: bytes) -> bool:
-    """Whether a JSON text can hold a boolean at all. Without the bytes ``true`` or ``false``
-    it cannot, and numbers can go to numpy without a per-value type check (numpy would
-    silently read ``true`` as 1)."""
-    return b"true" in body or b"false" in body
-
-
 def row_list(rows: Any, what: str) -> list[Any]:
     """The request's rows, which must come as a JSON list (their contents are checked later)."""
     if not isinstance(rows, list):

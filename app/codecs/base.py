@@ -177,6 +177,13 @@ def decode_json(body: bytes) -> Any:
         raise InvalidJSON(f"body is not valid JSON: {error}") from error
 
 
+def may_contain_booleans(body: bytes) -> bool:
+    """Whether a JSON text can hold a boolean at all. Without the bytes ``true`` or ``false``
+    it cannot, and numbers can go to numpy without a per-value type check (numpy would
+    silently read ``true`` as 1)."""
+    return b"true" in body or b"false" in body
+
+
 def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
     """Check a decoded body's top-level fields against a pydantic model; errors name the field.
 

@@ -25,6 +25,7 @@ from app.codecs.base import (
     decode_json,
     error_headers,
     json_reply,
+    may_contain_booleans,
     validate_envelope,
 )
 from app.codecs.native_schemas import (
@@ -36,7 +37,6 @@ from app.codecs.native_schemas import (
 )
 from app.dataplane import InferenceRequest, InferenceResult, Rows
 from app.errors import ServiceError
-from app.features import may_contain_booleans
 from app.inference import SMALL_BATCH_ROWS, Model
 
 PREDICT_PATH = "/predict"

@@ -21,6 +21,7 @@ from app.codecs.base import (
     Reply,
     decode_json,
     json_reply,
+    may_contain_booleans,
     model_in_path,
     model_operations,
     render_message_error,
@@ -41,7 +42,6 @@ from app.codecs.tfserving_schemas import (
 )
 from app.dataplane import INPUT_NAME, InferenceRequest, InferenceResult, Output, Rows
 from app.errors import InvalidInput, InvalidRequest
-from app.features import may_contain_booleans
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURES: dict[str, tuple[Output, ...]] = {

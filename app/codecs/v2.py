@@ -24,6 +24,7 @@ from app.codecs.base import (
     Reply,
     decode_json,
     json_reply,
+    may_contain_booleans,
     model_in_path,
     model_operations,
     render_message_error,
@@ -42,7 +43,6 @@ from app.codecs.v2_schemas import (
 )
 from app.dataplane import Fields, InferenceRequest, InferenceResult, Tensor
 from app.errors import BadRequest, InvalidRequest
-from app.features import may_contain_booleans
 from app.version import SERVICE_NAME, SERVICE_VERSION
 
 HEADER_LENGTH = b"inference-header-content-length"

@@ -13,11 +13,11 @@ import numpy as np
 import orjson
 import pytest
 
-from app.codecs.base import decode_json, validate_envelope
+from app.codecs.base import decode_json, may_contain_booleans, validate_envelope
 from app.codecs.native import render_columns, render_rows
 from app.codecs.native_schemas import PredictRequest
 from app.dataplane import InferenceResult
-from app.features import features_from_flat, features_from_rows, may_contain_booleans
+from app.features import features_from_flat, features_from_rows
 from app.inference import Model
 from bench.micro.conftest import BATCHES
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.codecs.base import may_contain_booleans
 from app.errors import InvalidInput, InvalidRequest, PayloadTooLarge, ServiceError
 from app.features import (
     check_row_count,
@@ -17,7 +18,6 @@ from app.features import (
     features_from_flat,
     features_from_rows,
     features_from_typed,
-    may_contain_booleans,
     row_list,
 )
 

@@ -33,7 +33,7 @@ from app.codecs.base import (
 from app.dataplane import InferenceRequest, Rows
 from app.errors import ServiceError
 
-TRAINED_REPOSITORY_ENV = "FOURTH_CODEC_TRAINED_REPOSITORY"
+TRAINED_REPOSITORY_ENV = "FOURTH_CODEC_TRAINED_REPOSITORY"  # test_a_fourth_codec.py sets it
 
 
 class RowsRequest(BaseModel):

@@ -10,10 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.app.codecs.fourth_codec import TRAINED_REPOSITORY_ENV
 from tests.support import REPO_ROOT
 
-TABLE_DRIVEN = ["tests/app/codecs/test_endpoint.py", "tests/app/test_openapi.py"]
+# Not imported from fourth_codec.py: importing it registers the codec in this process too.
+TRAINED_REPOSITORY_ENV = "FOURTH_CODEC_TRAINED_REPOSITORY"
+TABLE_DRIVEN = [
+    "tests/app/codecs/test_endpoint.py",
+    "tests/app/test_openapi.py",
+    "tests/app/test_server.py",
+]
 
 
 def test_the_table_driven_tests_cover_a_fourth_codec_with_no_edit(
@@ -40,6 +45,7 @@ def test_the_table_driven_tests_cover_a_fourth_codec_with_no_edit(
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     covered = [line for line in run.stdout.splitlines() if "rows" in line and "PASSED" in line]
-    # 405 at both paths, the probe, the key, and every inference-body test: at least 11.
-    assert len(covered) >= 11, run.stdout[-4000:]
+    # 405 at both paths, the probe, the key, every inference-body test, and the edge's probe
+    # paths (test_server.py): 13.
+    assert len(covered) >= 13, run.stdout[-4000:]
     assert "rows /rows/{model}/predict" in run.stdout
