@@ -111,9 +111,9 @@ async def model_infer(dataplane: DataPlane, data: bytes) -> GrpcReply:
         fields=FIELDS,
     )
     result = await dataplane.infer(request)
-    response = _encode(result, raw=bool(message.raw_input_contents))
+    answer = await dataplane.render(result.rows, _encode, result, bool(message.raw_input_contents))
     served = (result.model.name, result.model.version)
-    return GrpcReply(response.SerializeToString(), result.rows, served)
+    return GrpcReply(answer, result.rows, served)
 
 
 def _parse(kind: type[Parsed], data: bytes) -> Parsed:
@@ -187,8 +187,8 @@ def _field_names(index: int) -> tuple[str, str, str]:
     return field, f"{field}.contents.fp32_contents", f"raw_input_contents.{index}"
 
 
-def _encode(result: InferenceResult, *, raw: bool) -> ModelInferResponse:
-    """The outputs asked for, as raw contents or typed ones."""
+def _encode(result: InferenceResult, raw: bool) -> bytes:
+    """The serialized answer: the outputs asked for, as raw contents or typed ones."""
     model = result.model
     response = ModelInferResponse(
         model_name=model.name, model_version=str(model.version), id=result.id or ""
@@ -202,7 +202,7 @@ def _encode(result: InferenceResult, *, raw: bool) -> ModelInferResponse:
             output.contents.bool_contents.extend(values.ravel().tolist())
         else:
             output.contents.fp32_contents.extend(values.ravel().tolist())
-    return response
+    return response.SerializeToString()
 
 
 _LIVE = GrpcReply(ServerLiveResponse(live=True).SerializeToString())

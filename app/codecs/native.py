@@ -52,8 +52,10 @@ async def predict(call: Call) -> Reply:
         named=True,
         booleans_possible=may_contain_booleans(call.body),
     )
-    result = await call.dataplane.infer(InferenceRequest(rows, thresholds=payload.threshold))
-    body = render_columns(result) if payload.format == "columns" else render_rows(result)
+    dataplane = call.dataplane
+    result = await dataplane.infer(InferenceRequest(rows, thresholds=payload.threshold))
+    render = render_columns if payload.format == "columns" else render_rows
+    body = await dataplane.render(result.rows, render, result)
     return Reply(body, rows=result.rows, model=(result.model.name, result.model.version))
 
 

@@ -74,7 +74,7 @@ async def predict(call: Call) -> Reply:
         outputs=outputs,
     )
     result = await call.dataplane.infer(request)
-    body = _encode(result, row_format)
+    body = await call.dataplane.render(result.rows, _encode, result, row_format)
     return Reply(body, rows=result.rows, model=(result.model.name, result.model.version))
 
 

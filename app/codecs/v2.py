@@ -66,7 +66,8 @@ async def infer(call: Call) -> Reply:
         fields=FIELDS,
     )
     result = await call.dataplane.infer(request)
-    body, header_length = _encode(result, _binary_outputs(payload, len(result.outputs)))
+    as_binary = _binary_outputs(payload, len(result.outputs))
+    body, header_length = await call.dataplane.render(result.rows, _encode, result, as_binary)
     served = (result.model.name, result.model.version)
     if header_length is None:
         return Reply(body, rows=result.rows, model=served)

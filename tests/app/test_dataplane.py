@@ -526,3 +526,26 @@ def test_readiness_and_versions_say_what_is_served(plane: DataPlane, tmp_path: P
         assert "no version" in empty.readiness().reason
     finally:
         empty.close()
+
+
+@pytest.mark.parametrize(
+    ("rows", "thread"), [(1, "MainThread"), (255, "MainThread"), (256, "render")]
+)
+def test_answers_of_large_batches_are_rendered_on_a_thread_of_their_own(
+    trained_repository: Path, rows: int, thread: str
+) -> None:
+    """Not in the inference pool, where they would queue behind other batches' predictions."""
+    plane = data_plane(trained_repository, offload_rows=256)
+
+    def rendered(result: InferenceResult) -> tuple[str, int]:
+        return threading.current_thread().name, result.rows
+
+    async def scenario() -> tuple[str, int]:
+        result = await plane.infer(InferenceRequest(rows_of(rows)))
+        return await plane.render(result.rows, rendered, result)
+
+    try:
+        name, count = asyncio.run(scenario())
+    finally:
+        plane.close()
+    assert (name.split("_")[0], count) == (thread, rows)
