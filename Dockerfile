@@ -84,6 +84,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ORT_DISABLE_TELEMETRY=1 \
     MULTILABEL_HOST=0.0.0.0 \
     MULTILABEL_PORT=8000 \
+    MULTILABEL_GRPC_PORT=8001 \
     MULTILABEL_MODEL_DIR=/models \
     MULTILABEL_LOG_FORMAT=json
 # HOME=/tmp: libraries look for a home; /tmp exists, and it is the one writable mount a
@@ -98,7 +99,8 @@ COPY --from=serving-env /opt/venv/ /opt/venv/
 # there are picked up while running: MULTILABEL_POLL_INTERVAL).
 COPY --from=model /models/ /models/
 USER 10001:10001
-EXPOSE 8000
+# HTTP (native, Open Inference Protocol REST, TF Serving) and the Open Inference Protocol's gRPC.
+EXPOSE 8000 8001
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MULTILABEL_PORT', '8000') + '/health', timeout=2)"]
 CMD ["multilabel-serve"]

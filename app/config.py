@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port to listen on."""
 
+    grpc_port: int = Field(default=8001, ge=0, le=65535)
+    """TCP port of the Open Inference Protocol over gRPC, on ``host`` (0 turns gRPC off). With
+    several workers, each binds it with ``SO_REUSEPORT`` and the kernel shares connections."""
+
     root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
     """The path prefix the service is mounted under behind a proxy (e.g. ``/multilabel``), as
     uvicorn's ``--root-path``; routes answer with and without it."""
@@ -61,7 +65,8 @@ class Settings(BaseSettings):
     """Most rows (instances) accepted in one request; more is a 413."""
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    """Largest request body accepted; larger is a 413, refused before it is read whole."""
+    """Largest request body accepted; larger is a 413, refused before it is read whole. Also
+    the largest gRPC message (RESOURCE_EXHAUSTED past it)."""
 
     poll_interval: float = Field(default=10.0, ge=0)
     """Seconds between scans of the repository for new versions; 0 disables hot reload."""
@@ -106,6 +111,24 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1)
     """Open connections per worker; past it new connections are answered 503 (health probes
     excepted)."""
+
+    grpc_max_concurrent_streams: int = Field(default=100, ge=1)
+    """Most gRPC calls (HTTP/2 streams) open at once on one connection; more wait their turn."""
+
+    grpc_deadline: float = Field(default=30.0, gt=0)
+    """Seconds a gRPC call may take at most, whatever deadline its client sets (or none);
+    past it, DEADLINE_EXCEEDED."""
+
+    grpc_keepalive_time: float = Field(default=60.0, gt=0)
+    """Seconds of silence on a gRPC connection before the server pings it (a peer that does
+    not answer within 20 s is dropped)."""
+
+    grpc_min_ping_interval: float = Field(default=10.0, gt=0)
+    """Least seconds between a gRPC client's keepalive pings; a client that pings more often
+    is sent GOAWAY (``too_many_pings``)."""
+
+    grpc_max_connection_idle: float = Field(default=300.0, gt=0)
+    """Seconds a gRPC connection may stay without calls before the server closes it."""
 
     api_keys: SecretStr | None = None
     """Comma-separated API keys; when set (or ``api_keys_file`` is), every request but the

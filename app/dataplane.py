@@ -1,28 +1,38 @@
-"""The data plane: what happens to an inference request once a protocol has decoded it.
+"""The data plane: everything that happens to an inference request once a protocol has decoded it.
 
-Every protocol (``app.codecs``) decodes its wire format into one ``InferenceRequest`` and gets
-back one ``InferenceResult``; every rule that decides whether a request is acceptable, and
-what it means, lives here or in ``app.features``, so all protocols give the same verdict on
-the same input:
+A codec (``app.codecs``) decodes its wire format into an ``InferenceRequest``: plain data, as
+it was sent, nothing checked yet. ``DataPlane.infer`` does all the rest and returns an
+``InferenceResult`` for the codec to encode. Every rule that decides whether a request is
+acceptable, and what it means, lives here or in ``app.features``, so all protocols give the
+same verdict on the same input:
 
+- the model is looked up by its name and its version as text;
+- the model takes one input, ``features`` (FP32, ``[rows, features]``); rows come as a
+  protocol's JSON rows, or as a tensor (JSON values, raw little-endian bytes, or values the
+  wire already typed) whose shape and size must agree;
 - the feature matrix is float32 and finite (``app.features``);
 - thresholds are one strict type (a number in [0, 1], or a mapping of label names to such
   numbers; never a boolean or a string) and are compared with the float32 probabilities in
   float32;
-- outputs are chosen by name from the model's outputs;
+- outputs are chosen by name from the model's outputs; the decision is ``labels`` (each label
+  on at or above its threshold);
 - admission control bounds the rows in flight per worker (503 past it);
-- large batches run in a bounded thread pool, off the event loop;
-- outputs must be finite, or the request fails naming the rows.
+- large batches are converted and predicted in a bounded thread pool, off the event loop, and
+  their answers rendered on a thread of their own (``DataPlane.render``);
+- outputs must be finite, or the request fails naming the rows;
+- the prediction metrics are counted.
+
+Errors are ``app.errors`` types; each codec renders them in its own envelope.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +40,7 @@ from numpy.typing import NDArray
 from app.config import Settings
 from app.errors import (
     SHOWN_LENGTH,
+    BadRequest,
     InvalidInput,
     InvalidRequest,
     ModelNotFound,
@@ -37,46 +48,243 @@ from app.errors import (
     shown,
     shown_name,
 )
-from app.features import check_row_count
-from app.inference import SMALL_BATCH_ROWS, Model, OutOfRange
+from app.features import (
+    check_row_count,
+    features_from_bytes,
+    features_from_flat,
+    features_from_rows,
+    features_from_typed,
+    row_list,
+)
+from app.inference import SMALL_BATCH_ROWS, Model, OutOfRange, Prediction
 from app.metrics import ServiceMetrics
 from app.repository import ModelRepository
 
 Output = Literal["probabilities", "labels"]
 OUTPUTS: tuple[Output, ...] = ("probabilities", "labels")
+# How probabilities become an answer: "labels", each label on at or above its threshold. The
+# request carries the choice so that other decisions can join without changing a codec's shape.
+Decision = Literal["labels"]
+DECISIONS: tuple[Decision, ...] = ("labels",)
 INPUT_NAME = "features"
+INPUT_DATATYPE = "FP32"
+FLOAT32_BYTES = 4
 MAX_VERSION_DIGITS = 18
-Encoded = TypeVar("Encoded")
+Done = TypeVar("Done")
 
 
 # Per-request objects are plain slotted dataclasses, never changed once made (a frozen
 # dataclass costs an object.__setattr__ per field on the hot path).
 @dataclass(slots=True)
+class Rows:
+    """Rows as a JSON body holds them: each a list of numbers in feature order or, where the
+    protocol allows it (``named``), an object keyed by feature name."""
+
+    values: Any
+    field: str  # where the rows are in the protocol's message, for errors
+    named: bool = False
+    # False when the body's bytes cannot hold a boolean: numbers then skip a per-value check.
+    booleans_possible: bool = True
+
+
+@dataclass(slots=True)
+class Tensor:
+    """One input tensor as sent: name, datatype and shape unchecked, and its values as JSON
+    numbers (a list, flat in row-major order or nested by row), raw little-endian bytes, or
+    (``typed``) a flat sequence of the float32 numbers a wire already typed (protobuf's
+    repeated float)."""
+
+    name: Any
+    datatype: Any
+    shape: Any
+    data: Any
+    field: str  # where the tensor is in the protocol's message ("inputs.0")
+    data_field: str  # where its values are ("inputs.0.data", "raw_input_contents.0")
+    booleans_possible: bool = True
+    typed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """Where a protocol's message holds each option of a request: what its errors name."""
+
+    thresholds: str = "threshold"
+    outputs: str = "outputs"
+    decision: str = "decision"
+    inputs: str = "inputs"
+
+
+DEFAULT_FIELDS = Fields()
+
+
+@dataclass(slots=True)
 class InferenceRequest:
-    """A decoded request: which model, which rows, which thresholds, which outputs."""
+    """A request as its protocol decoded it: which model, which rows, which options."""
 
-    model: Model
-    features: NDArray[np.float32]
-    thresholds: NDArray[np.float32]
-    outputs: tuple[Output, ...] = OUTPUTS
-
-    @property
-    def rows(self) -> int:
-        return int(self.features.shape[0])
+    inputs: Rows | Sequence[Tensor]
+    model_name: str | None = None  # None: the served model
+    model_version: str | None = None  # None: its newest version
+    thresholds: Any = None  # as sent; None: the model's own
+    outputs: Sequence[Any] | None = None  # names as sent, in order; None: every output
+    decision: Any = None  # as sent; None: "labels"
+    id: str | None = None  # the protocol's request id, echoed in the answer
+    fields: Fields = DEFAULT_FIELDS
 
 
 @dataclass(slots=True)
 class InferenceResult:
-    """What the model said about a request's rows."""
+    """What the model said about a request's rows, and what the request asked for."""
 
-    request: InferenceRequest
+    model: Model
     probabilities: NDArray[np.float32]
     positives: NDArray[np.bool_]
+    thresholds: NDArray[np.float32]  # the ones used, float32
     out_of_range: OutOfRange
+    outputs: tuple[Output, ...] = OUTPUTS
+    decision: Decision = "labels"
+    id: str | None = None
 
     @property
-    def model(self) -> Model:
-        return self.request.model
+    def rows(self) -> int:
+        return len(self.probabilities)
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """The served model's newest version, or why there is none."""
+
+    model: Model | None
+    reason: str
+
+
+class DataPlane:
+    """Serves decoded requests: model lookup, the request's rules, admission, where the work
+    runs, prediction and its metrics."""
+
+    def __init__(self, repository: ModelRepository, settings: Settings, metrics: ServiceMetrics):
+        self.metrics = metrics
+        self._repository = repository
+        self._max_rows = settings.max_rows
+        self._max_inflight_rows = settings.max_inflight_rows
+        self._offload_rows = settings.offload_rows
+        self._retry_after = settings.retry_after
+        self.rows_in_flight = 0
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.offload_threads, thread_name_prefix="inference"
+        )
+        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+
+    # What the protocols' other operations ask (health, metadata, status).
+
+    def model(self, name: str | None = None, version: str | None = None) -> Model:
+        """The model a request names (None: the served one): its newest version, or the one
+        ``version`` names."""
+        repository = self._repository
+        if name is None:
+            name = repository.name
+        if version is None:
+            return repository.get(name)
+        if not (version.isascii() and version.isdigit() and len(version) <= MAX_VERSION_DIGITS):
+            repository.get(name)  # an unknown or unready model is reported as that first
+            raise ModelNotFound(f"version {shown_name(version)} of model {name!r} is not loaded")
+        return repository.get(name, int(version))
+
+    @property
+    def ready(self) -> bool:
+        """Whether a version of the served model is loaded."""
+        return self._repository.ready
+
+    def readiness(self) -> Readiness:
+        snapshot = self._repository.snapshot
+        return Readiness(snapshot.default, snapshot.reason)
+
+    def versions(self) -> list[int]:
+        """The loaded versions of the served model, oldest first."""
+        return sorted(self._repository.snapshot.models)
+
+    # Inference.
+
+    async def infer(self, request: InferenceRequest) -> InferenceResult:
+        """Check the request, admit its rows, convert and predict them (inline for small
+        batches, in the pool for large ones: converting and checking thousands of values
+        would otherwise hold up the event loop and its probes), and count the prediction.
+
+        Everything cheap is checked before the request is admitted, so that a refusal costs
+        next to nothing and work past the limit is refused before any of it is done.
+        """
+        model = self.model(request.model_name, request.model_version)
+        inputs, fields = request.inputs, request.fields
+        rows = _row_count(inputs, model, fields.inputs)
+        thresholds = thresholds_for(model, request.thresholds, field=fields.thresholds)
+        outputs = (
+            OUTPUTS
+            if request.outputs is None
+            else outputs_named(request.outputs, field=fields.outputs)
+        )
+        decision = decision_named(request.decision, field=fields.decision)
+        check_row_count(rows, self._max_rows)
+        self._admit(rows)
+        self.rows_in_flight += rows
+        try:
+            if rows < self._offload_rows:
+                # Inline: for a few rows the whole request costs less than a thread hop.
+                prediction, out_of_range = _predict(model, inputs, rows, thresholds)
+            else:
+                prediction, out_of_range = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, _predict, model, inputs, rows, thresholds
+                )
+        finally:
+            self.rows_in_flight -= rows
+        self.metrics.observe_prediction(model, prediction.positives, len(out_of_range))
+        return InferenceResult(
+            model,
+            prediction.probabilities,
+            prediction.positives,
+            thresholds,
+            out_of_range,
+            outputs,
+            decision,
+            request.id,
+        )
+
+    async def render(self, rows: int, render: Callable[..., Done], *args: Any) -> Done:
+        """A codec's rendering of the answer to a request of ``rows`` rows: inline for a few
+        rows, from ``offload_rows`` on in a thread of its own (thousands of rows written as
+        JSON would otherwise hold up the event loop and its health probes). Not in the
+        inference pool: queued behind other batches' predictions, every batch would stay in
+        flight about twice as long (tests/robustness/test_overload.py, 64 connections of
+        1000-row batches: health probe p99 71 ms that way, 11 ms this way)."""
+        if rows < self._offload_rows:
+            return render(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._renderer, render, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._renderer.shutdown(wait=True, cancel_futures=True)
+
+    def refuse_when_full(self) -> None:
+        """Refuse a request before its body is even read when the limit is already reached:
+        a refusal must cost next to nothing, or refusing is what overloads the worker."""
+        if self.rows_in_flight >= self._max_inflight_rows:
+            # The body is left unread, so the connection closes after the answer (reading a
+            # body only to refuse it is what a refusal must not cost).
+            self._refuse(close=True)
+
+    def _admit(self, rows: int) -> None:
+        """Refuse work past the limit; a lone request is always admitted (max_rows bounds it)."""
+        if self.rows_in_flight and self.rows_in_flight + rows > self._max_inflight_rows:
+            self._refuse()
+
+    def _refuse(self, *, close: bool = False) -> None:
+        self.metrics.observe_overload()
+        refusal = Overloaded(
+            f"the server is at its limit of {self._max_inflight_rows} rows in flight; "
+            "retry shortly",
+            retry_after=self._retry_after,
+        )
+        if close:
+            refusal.headers["Connection"] = "close"
+        raise refusal
 
 
 def thresholds_for(model: Model, value: object, *, field: str) -> NDArray[np.float32]:
@@ -111,7 +319,7 @@ def thresholds_for(model: Model, value: object, *, field: str) -> NDArray[np.flo
     return thresholds
 
 
-def outputs_named(names: list[object], *, field: str) -> tuple[Output, ...]:
+def outputs_named(names: Sequence[object], *, field: str) -> tuple[Output, ...]:
     """The outputs a request asks for, in its order; unknown or repeated names are refused."""
     chosen: list[Output] = []
     for position, name in enumerate(names):
@@ -126,103 +334,113 @@ def outputs_named(names: list[object], *, field: str) -> tuple[Output, ...]:
     return tuple(chosen)
 
 
+def decision_named(value: object, *, field: str) -> Decision:
+    """The decision a request asks for; ``labels`` when it names none."""
+    if value is None or value == "labels":
+        return "labels"
+    raise InvalidRequest(
+        f"{field}: unknown decision {shown(value)}; the decisions are {', '.join(DECISIONS)}",
+        field=field,
+    )
+
+
 def _is_probability(value: object) -> bool:
     return isinstance(value, int | float) and type(value) is not bool and 0.0 <= value <= 1.0
 
 
-class DataPlane:
-    """Serves decoded requests: model lookup, admission, where the work runs, the result."""
-
-    def __init__(self, repository: ModelRepository, settings: Settings, metrics: ServiceMetrics):
-        self.repository = repository
-        self.settings = settings
-        self.metrics = metrics
-        self.rows_in_flight = 0
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.offload_threads, thread_name_prefix="inference"
+def _row_count(inputs: Rows | Sequence[Tensor], model: Model, field: str) -> int:
+    """How many rows the request holds, from its envelope alone: its rows, or the shape of
+    its one input tensor, checked against the model (name, datatype, shape, and the size of
+    raw values: all cheap, so made before the request is admitted)."""
+    if isinstance(inputs, Rows):
+        return len(row_list(inputs.values, inputs.field))
+    tensor = _the_input(inputs, model, field)
+    rows: int = tensor.shape[0]
+    data = tensor.data
+    if isinstance(data, bytes | memoryview):
+        expected = rows * model.n_features * FLOAT32_BYTES
+        if len(data) != expected:
+            raise BadRequest(
+                f"{tensor.data_field}: {len(data)} bytes, but shape {tensor.shape} of "
+                f"{INPUT_DATATYPE} needs {expected}",
+                field=tensor.data_field,
+            )
+    elif not (tensor.typed or isinstance(data, list)):
+        kind = "missing" if data is None else f"a {type(data).__name__}"
+        raise InvalidRequest(
+            f"{tensor.data_field} must be a list, got {kind}", field=tensor.data_field
         )
+    return rows
 
-    def model(self, name: str, version: str | None = None) -> Model:
-        """The model a path names: its newest version, or the one ``version`` names."""
-        if version is None:
-            return self.repository.get(name)
-        if not (version.isascii() and version.isdigit() and len(version) <= MAX_VERSION_DIGITS):
-            self.repository.get(name)  # an unknown or unready model is reported as that first
-            raise ModelNotFound(f"version {shown_name(version)} of model {name!r} is not loaded")
-        return self.repository.get(name, int(version))
 
-    async def infer(
-        self,
-        rows: int,
-        decode: Callable[[], InferenceRequest],
-        encode: Callable[[InferenceResult], Encoded],
-    ) -> Encoded:
-        """Admit ``rows`` rows, then build the request, predict and encode: inline for small
-        batches, in the pool for large ones (converting and checking thousands of values,
-        and rendering the answer, would otherwise hold up the event loop and its probes).
-
-        ``rows`` is what the codec read from the request's envelope (its row count or shape),
-        so that work is refused before any of it is done.
-        """
-        check_row_count(rows, self.settings.max_rows)
-        self._admit(rows)
-        self.rows_in_flight += rows
-        try:
-            if rows < self.settings.offload_rows:
-                # Inline: for a few rows the whole request costs less than a thread hop.
-                result, encoded = _decode_predict_encode(decode, encode)
-            else:
-                loop = asyncio.get_running_loop()
-                result, encoded = await loop.run_in_executor(
-                    self._pool, _decode_predict_encode, decode, encode
-                )
-        finally:
-            self.rows_in_flight -= rows
-        self.metrics.observe_prediction(result.model, result.positives, len(result.out_of_range))
-        return encoded
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def refuse_when_full(self) -> None:
-        """Refuse a request before its body is even read when the limit is already reached:
-        a refusal must cost next to nothing, or refusing is what overloads the worker."""
-        if self.rows_in_flight >= self.settings.max_inflight_rows:
-            # The body is left unread, so the connection closes after the answer (reading a
-            # body only to refuse it is what a refusal must not cost).
-            self._refuse(close=True)
-
-    def _admit(self, rows: int) -> None:
-        """Refuse work past the limit; a lone request is always admitted (max_rows bounds it)."""
-        if self.rows_in_flight and self.rows_in_flight + rows > self.settings.max_inflight_rows:
-            self._refuse()
-
-    def _refuse(self, *, close: bool = False) -> None:
-        self.metrics.observe_overload()
-        refusal = Overloaded(
-            f"the server is at its limit of {self.settings.max_inflight_rows} rows in flight; "
-            "retry shortly",
-            retry_after=self.settings.retry_after,
+def _the_input(tensors: Sequence[Tensor], model: Model, field: str) -> Tensor:
+    """The one input tensor, with its name, datatype and shape as the model declares them."""
+    if len(tensors) != 1:
+        raise InvalidRequest(
+            f"expected one input tensor, {INPUT_NAME!r}, got {len(tensors)}", field=field
         )
-        if close:
-            refusal.headers["Connection"] = "close"
-        raise refusal
+    tensor = tensors[0]
+    if tensor.name != INPUT_NAME:
+        raise InvalidRequest(
+            f"unknown input {shown_name(tensor.name)}; the model's input is {INPUT_NAME!r}",
+            field=f"{tensor.field}.name",
+        )
+    if tensor.datatype != INPUT_DATATYPE:
+        raise InvalidRequest(
+            f"input {INPUT_NAME!r} has datatype {INPUT_DATATYPE}, got "
+            f"{shown_name(tensor.datatype)}",
+            field=f"{tensor.field}.datatype",
+        )
+    shape, width = tensor.shape, model.n_features
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(type(size) is int for size in shape)
+        and shape[1] == width
+        and shape[0] >= 0
+    ):
+        raise InvalidRequest(
+            f"shape must be [rows, {width}], got {shown(shape)}", field=f"{tensor.field}.shape"
+        )
+    return tensor
 
 
-def _decode_predict_encode(
-    decode: Callable[[], InferenceRequest], encode: Callable[[InferenceResult], Encoded]
-) -> tuple[InferenceResult, Encoded]:
-    request = decode()
-    model = request.model
-    prediction = model.predict(request.features, request.thresholds)
+def _features(inputs: Rows | Sequence[Tensor], model: Model, rows: int) -> NDArray[np.float32]:
+    """The request's values as a validated float32 matrix [rows, features]."""
+    names = model.metadata.features
+    if isinstance(inputs, Rows):
+        return features_from_rows(
+            inputs.values,
+            names,
+            named_rows=inputs.named,
+            booleans_possible=inputs.booleans_possible,
+            what=inputs.field,
+        )
+    tensor = inputs[0]
+    data = tensor.data
+    if isinstance(data, bytes | memoryview):
+        return features_from_bytes(data, rows, names)
+    if tensor.typed:
+        return features_from_typed(np.fromiter(data, np.float32, len(data)), rows, names)
+    if data and isinstance(data[0], list):
+        if len(data) != rows:
+            raise InvalidRequest(
+                f"data has {len(data)} rows but shape says {rows}", field=tensor.data_field
+            )
+        return features_from_rows(
+            data, names, booleans_possible=tensor.booleans_possible, what=tensor.data_field
+        )
+    return features_from_flat(data, rows, names, booleans_possible=tensor.booleans_possible)
+
+
+def _predict(
+    model: Model, inputs: Rows | Sequence[Tensor], rows: int, thresholds: NDArray[np.float32]
+) -> tuple[Prediction, OutOfRange]:
+    """Convert, predict, check: the part of a request whose cost grows with its rows."""
+    features = _features(inputs, model, rows)
+    prediction = model.predict(features, thresholds)
     _check_finite(prediction.probabilities)
-    result = InferenceResult(
-        request=request,
-        probabilities=prediction.probabilities,
-        positives=prediction.positives,
-        out_of_range=model.out_of_range(request.features),
-    )
-    return result, encode(result)
+    return prediction, model.out_of_range(features)
 
 
 def _check_finite(probabilities: NDArray[np.float32]) -> None:

@@ -2,8 +2,9 @@
 
 Requests meet the data plane first: a Starlette router holding every codec's operations
 (``app.codecs``), whose endpoints are plain ASGI callables. Whatever none of them matches goes
-to the control plane, a FastAPI application: health, metadata, metrics, the OpenAPI document,
-the docs and pages. The model loads in the lifespan, never at import.
+to the control plane, a FastAPI application: metadata, metrics, the OpenAPI document, the docs
+and pages. The model loads in the lifespan, never at import; the lifespan also starts the gRPC
+server (``app.grpc_server``) on the same data plane, in the same event loop.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from starlette.types import Receive, Scope, Send
 
 from app.auth import ApiKeys, require_api_key
 from app.codecs import CODECS, native
-from app.codecs.endpoint import SERVICES_STATE_KEY, Services, routes
+from app.codecs.endpoint import routes
 from app.config import Settings, get_settings
-from app.control import health, metadata, metrics
+from app.control import metadata, metrics
 from app.dataplane import DataPlane
 from app.errors import InvalidRequest, RoutingError, ServiceError
+from app.grpc_server import GrpcServer
 from app.inference import load_model
 from app.logs import configure_logging
 from app.metrics import ServiceMetrics, flush_periodically
@@ -37,6 +39,7 @@ from app.observability import ControlPlaneObservability, RequestObserver
 from app.openapi import install_openapi
 from app.pages import error_page, install_pages
 from app.repository import ModelRepository, watch
+from app.services import SERVICES_STATE_KEY, Services
 from app.version import SERVICE_VERSION
 
 logger = logging.getLogger(__name__)
@@ -78,22 +81,27 @@ class Service:
         if not repository.ready:
             logger.error("not ready: %s", repository.snapshot.reason)
         dataplane = DataPlane(repository, settings, self.metrics)
+        services = Services(dataplane, repository, self.observer, api_keys, settings)
         _tune_garbage_collector()
+        # Until app/auth.py and app/pages read the lifespan state (app.services) like the rest.
         self.control.state.repository = repository
         self.control.state.api_keys = api_keys
+        grpc_server = GrpcServer(services) if settings.grpc_port else None
+        if grpc_server is not None:
+            await grpc_server.start()
         background = []
         if settings.poll_interval > 0:
             background.append(asyncio.create_task(watch(repository, settings.poll_interval)))
         if self.metrics.shared_between_workers:
             background.append(asyncio.create_task(flush_periodically(self.metrics)))
         try:
-            # Lifespan state: each request finds it in scope["state"]; uvicorn also hands it to
-            # its connection protocols (app/edge counts what the HTTP edge refuses).
-            yield {
-                "metrics": self.metrics,
-                SERVICES_STATE_KEY: Services(dataplane, self.observer, api_keys, settings),
-            }
+            # Lifespan state (app.services): each request finds it in scope["state"]; uvicorn
+            # also hands it to its connection protocols (app/edge counts what the HTTP edge
+            # refuses in "metrics").
+            yield {"metrics": self.metrics, SERVICES_STATE_KEY: services}
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(settings.graceful_timeout)
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -149,11 +157,8 @@ def _control_plane(settings: Settings, observer: RequestObserver) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    control.state.settings = settings
-    control.state.metrics = observer.metrics
     secured = ApiKeys.configured(settings)
     protected = [Depends(require_api_key)] if secured else []
-    control.include_router(health.router)
     control.include_router(metadata.router, dependencies=protected)
     control.include_router(
         metrics.router, dependencies=protected if settings.metrics_require_key else []

@@ -50,14 +50,15 @@ class ServiceMetrics:
         self._multiprocess_dir = os.environ.get(MULTIPROCESS_ENV)
         self.requests = Counter(
             "multilabel_http_requests",
-            "HTTP requests answered, by method, route template and status code.",
-            ["method", "route", "status"],
+            "Requests answered, by protocol (a codec's name, control, grpc), method, route "
+            "template (a gRPC method's path) and status (HTTP, or a gRPC status code's name).",
+            ["protocol", "method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "multilabel_http_request_duration_seconds",
             "Time from receiving a request to sending its last byte.",
-            ["method", "route", "status"],
+            ["protocol", "method", "route", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -108,15 +109,17 @@ class ServiceMetrics:
         )
         # Labelled children, looked up once (`.labels()` validates and locks on every call),
         # with the counts tallied since the last flush.
-        self._request_series: dict[tuple[str, str, int], RequestSeries] = {}
+        self._request_series: dict[tuple[str, str, str, int | str], RequestSeries] = {}
         self._prediction_tallies: dict[Model, PredictionTally] = {}
 
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+    def observe_request(
+        self, protocol: str, method: str, route: str, status: int | str, seconds: float
+    ) -> None:
         """Count a request and observe its latency (on the event loop's thread)."""
-        key = (method, route, status)
+        key = (protocol, method, route, status)
         series = self._request_series.get(key)
         if series is None:
-            observe = self.latency.labels(method, route, str(status)).observe
+            observe = self.latency.labels(protocol, method, route, str(status)).observe
             series = self._request_series[key] = ([0], observe)
         unflushed, observe = series
         unflushed[0] += 1
@@ -136,9 +139,9 @@ class ServiceMetrics:
 
     def flush(self) -> None:
         """Add the tallies to the prometheus-client counters (on the event loop's thread)."""
-        for (method, route, status), (unflushed, _) in self._request_series.items():
+        for (protocol, method, route, status), (unflushed, _) in self._request_series.items():
             if unflushed[0]:
-                self.requests.labels(method, route, str(status)).inc(unflushed[0])
+                self.requests.labels(protocol, method, route, str(status)).inc(unflushed[0])
                 unflushed[0] = 0
         for tally in self._prediction_tallies.values():
             tally.flush_into(self)

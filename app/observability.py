@@ -25,6 +25,7 @@ from app.metrics import ServiceMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 UNMATCHED_ROUTE = "unmatched"
+CONTROL_PLANE = "control"  # the protocol label of the control plane's requests
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before the answer
 # What a caller may send as its request id; anything else is replaced by a generated one, so
 # that neither the response headers nor the logs carry what a client chose to inject.
@@ -59,30 +60,36 @@ class RequestObserver:
         method: str,
         route: str,
         path: str,
-        status: int,
+        status: int | str,
         seconds: float,
         request_id: str,
         rows: int | None = None,
         model: tuple[str, int] | None = None,
+        *,
+        protocol: str,
     ) -> None:
-        """Count the request and write its one log line."""
+        """Count the request and write its one log line. ``status`` is an HTTP status, or a
+        gRPC status code's name; ``protocol`` the codec's name (``control`` for the control
+        plane, ``grpc``)."""
         if method not in _METHODS:
             method = "OTHER"  # bounded label values, whatever a client sends
-        self.metrics.observe_request(method, route, status, seconds)
+        self.metrics.observe_request(protocol, method, route, status, seconds)
         if access_logger.isEnabledFor(logging.INFO):
-            _log_request(method, path, status, seconds, request_id, rows, model)
+            _log_request(method, path, status, seconds, request_id, rows, model, protocol)
 
 
 def _log_request(
     method: str,
     path: str,
-    status: int,
+    status: int | str,
     seconds: float,
     request_id: str,
     rows: int | None,
     model: tuple[str, int] | None,
+    protocol: str,
 ) -> None:
     fields = {
+        "protocol": protocol,
         "method": method,
         "path": path,
         "status": status,
@@ -106,7 +113,7 @@ def _log_request(
         logging.INFO,
         "",  # no source file: a path would be split into name and extension for every line
         0,
-        "%s %s %d",
+        "%s %s %s",
         (method, path, status),
         None,
         extra={"fields": fields},
@@ -165,6 +172,7 @@ class ControlPlaneObservability:
                 status,
                 perf_counter() - started,
                 request_id,
+                protocol=CONTROL_PLANE,
             )
 
     def _route(self, scope: Scope) -> str:

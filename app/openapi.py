@@ -20,10 +20,6 @@ from pydantic import BaseModel
 from app.auth import bearer_scheme
 from app.codecs.base import Codec, Operation
 
-PATH_PARAMETERS = {
-    "name": "The served model's name",
-    "version": "One of the loaded versions",
-}
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 
 
@@ -52,7 +48,7 @@ def documentation_routes(codecs: Sequence[Codec], *, secured: bool) -> list[APIR
     return [
         APIRoute(
             operation.path,
-            _signature_of(operation.path, operation.handler.__doc__ or ""),
+            _signature_of(codec, operation),
             methods=[operation.method],
             name=f"{codec.name}: {operation.summary}",
             summary=operation.summary,
@@ -70,21 +66,24 @@ def documentation_routes(codecs: Sequence[Codec], *, secured: bool) -> list[APIR
     ]
 
 
-def _signature_of(path: str, doc: str) -> Any:
-    """A function whose signature declares the path's parameters, as FastAPI reads them."""
+def _signature_of(codec: Codec, operation: Operation) -> Any:
+    """A function whose signature declares the path's parameters, described as the codec
+    describes them, as FastAPI reads them."""
 
     def endpoint(**parameters: str) -> None:
         raise RuntimeError("documentation only: app.codecs.endpoint serves this operation")
 
-    endpoint.__doc__ = doc
+    endpoint.__doc__ = operation.handler.__doc__
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter(
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[str, Path(description=PATH_PARAMETERS[name])],
+                annotation=Annotated[
+                    str, Path(description=codec.path_parameters[name].description)
+                ],
             )
-            for name in _PATH_PARAMETER.findall(path)
+            for name in _PATH_PARAMETER.findall(operation.path)
         ]
     )
     return endpoint

@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true")
     options = parser.parse_args()
-    settings = Settings(model_dir=options.models, poll_interval=0, log_format="json")
+    settings = Settings(model_dir=options.models, poll_interval=0, log_format="json", grpc_port=0)
     logging.config.dictConfig(logging_config(settings))
     with open(os.devnull, "w") as nowhere:  # the log line is made and written, not kept
         logging.getLogger().handlers[0].setStream(nowhere)  # type: ignore[attr-defined]

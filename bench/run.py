@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from bench import grpc_bench
 from bench.answers import problem_with, problem_with_constant, send
 from bench.bodies import BodyFile, write_bodies
 from bench.ceiling import REPLY
@@ -252,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the committed measurement: median of 3 runs of 8 s, after a 3 s warm-up",
     )
-    parser.add_argument("--peers", action="store_true", help="also measure KServe and MLServer")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also measure KServe and MLServer, and gRPC (bench/grpc_bench.py) with them",
+    )
     parser.add_argument(
         "--no-probes",
         dest="probes",
@@ -358,11 +363,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     }
     report = Report.build(run, {**machine(), "load_average_start": load_at_start}, results)
+    grpc_results = []
+    if options.peers:  # gRPC side by side: ours, its two ceilings, KServe's and MLServer's
+        grpc_results = grpc_bench.run(
+            model,
+            peers=True,
+            seconds=plan.duration_s,
+            warmup=plan.warmup_s,
+            repeat=plan.repeat,
+        )
     options.output.mkdir(parents=True, exist_ok=True)
+    document = {**report.to_json(), "grpc": grpc_bench.to_json(grpc_results)}
     (options.output / "latest.json").write_bytes(
-        orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+        orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
     )
     text = report.to_markdown()
+    if grpc_results:
+        text += "\n" + grpc_bench.markdown(grpc_results)
     (options.output / "latest.md").write_text(text)
     print("\n" + text)
     return 0

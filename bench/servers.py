@@ -65,6 +65,7 @@ def ours(model: ServedModel, workers: int) -> Server:
         "MULTILABEL_MODEL_NAME": MODEL_NAME,
         "MULTILABEL_HOST": "127.0.0.1",
         "MULTILABEL_PORT": "{port}",
+        "MULTILABEL_GRPC_PORT": "{port2}",  # on, as deployed, on a free port of its own
         "MULTILABEL_WORKERS": str(workers),
     }
     return Server(

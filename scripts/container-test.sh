@@ -179,6 +179,29 @@ runs_as_uid() {  # CONTAINER UID: the image's user and the serving process (pid 
     && [ "$(docker exec "$1" awk '/^Uid:/ { print $2 }' /proc/1/status)" = "$2" ] \
     && docker exec "$1" sh -c 'test -d "$HOME"'
 }
+grpc_answers() {  # CONTAINER: the gRPC port, from inside the container: health, then ModelInfer
+  # with the served version's parity inputs (raw contents), answered as recorded
+  docker exec "$1" python -c '
+import json, os, pathlib
+import grpc, numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from app.codecs.oip_grpc import open_inference_grpc_pb2 as messages
+channel = grpc.insecure_channel("127.0.0.1:" + os.environ["MULTILABEL_GRPC_PORT"])
+check = health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService")
+status = health_pb2_grpc.HealthStub(channel).Check(check, timeout=5).status
+assert status == health_pb2.HealthCheckResponse.SERVING, status
+root = pathlib.Path(os.environ["MULTILABEL_MODEL_DIR"]) / os.environ.get("MULTILABEL_MODEL_NAME", "multilabel")
+version = max(int(path.name) for path in root.iterdir() if path.name.isdigit())
+parity = json.loads((root / str(version) / "metadata.json").read_text())["parity"]
+rows = np.asarray(parity["inputs"], dtype=np.float32)
+tensor = messages.ModelInferRequest.InferInputTensor(name="features", datatype="FP32", shape=list(rows.shape))
+request = messages.ModelInferRequest(model_name=root.name, inputs=[tensor], raw_input_contents=[rows.tobytes()])
+infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+response = messages.ModelInferResponse.FromString(infer(request.SerializeToString(), timeout=10))
+served = np.frombuffer(response.raw_output_contents[0], dtype="<f4").reshape(len(rows), -1)
+assert np.allclose(served, parity["outputs"], rtol=0, atol=parity["tolerance"]), served
+print(f"gRPC: {len(rows)} rows as recorded, version {response.model_version}")'
+}
 log_is_json() {  # CONTAINER: stdout and stderr so far, one JSON object per line
   docker logs "$1" >"$scratch/$1.log" 2>&1
   http json-log "$scratch/$1.log"
@@ -224,6 +247,7 @@ pass "/health answers 200 ($ready s after docker run)"
 figure "ready (docker run to the first 200 on /health): $ready s"
 check "/predict answers the artifact's recorded parity outputs" \
   http predict "$url" "$(served_metadata "$PLAIN" "$url")"
+check "the gRPC port answers health and the recorded parity outputs" grpc_answers "$PLAIN"
 check "runs as uid $UID_EXPECTED, with an existing HOME" runs_as_uid "$PLAIN" "$UID_EXPECTED"
 check "TensorFlow, Keras, scikit-learn and the training code are absent" no_training_stack "$PLAIN"
 check "every command in /opt/venv/bin loads (multilabel-serve among them)" commands_load "$PLAIN"
@@ -269,6 +293,7 @@ if http ready "$url/health" "$READY_TIMEOUT" >/dev/null; then
     http predict "$url" "$(served_metadata "$LOCKED" "$url")"
   signature_checked() { docker logs "$LOCKED" 2>&1 | grep -q '"message":"multilabel version [0-9]* is signed by key '; }
   check "read-only, trusted keys: the served version's signature was verified (log)" signature_checked
+  check "read-only, trusted keys: the gRPC port, shared by both workers, answers" grpc_answers "$LOCKED"
 else
   docker logs "$LOCKED" 2>&1 | tail -20
   fail "read-only, trusted keys: /health answers 200"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,10 @@ from app.artifact import version_path
 from app.config import Settings
 from app.main import create_app
 from tests.support import FIGURE_PROPERTY, MODEL_NAME, trained_once
+
+# gRPC is on by default at 8001; the apps and servers of the tests leave it off unless a test
+# asks for it on a free port (several test sessions may share a machine, and its port 8001).
+os.environ.setdefault("MULTILABEL_GRPC_PORT", "0")
 
 
 @pytest.fixture(scope="session")

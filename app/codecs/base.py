@@ -1,16 +1,18 @@
-"""What a protocol is made of: its operations (method, path, handler, documentation), the way
-it renders errors, and the request and reply every handler works with. No HTTP plumbing here:
-``app.codecs.endpoint`` serves operations; the handlers see only ``Call`` and return ``Reply``.
+"""What a protocol is made of: its operations (method, path and its parameters, handler,
+documentation, whether it is a probe), the way it renders errors, and the request and reply
+every handler works with. Everything the HTTP edge, the OpenAPI document and the tests know of
+a protocol, they read here. No HTTP plumbing: ``app.codecs.endpoint`` serves operations; the
+handlers see only ``Call`` and return ``Reply``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema
 
 from app.dataplane import DataPlane
 from app.errors import SHOWN_LENGTH, InvalidJSON, InvalidRequest, ServiceError
@@ -18,6 +20,21 @@ from app.inference import Model
 
 JSON_MEDIA_TYPE = b"application/json"
 Envelope = TypeVar("Envelope", bound=BaseModel)
+
+_PROBABILITY_SCHEMA: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
+# A threshold as a JSON body sends it: checked by the data plane (app.dataplane.thresholds_for),
+# the same way for every protocol.
+Threshold = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _PROBABILITY_SCHEMA,
+                {"type": "object", "additionalProperties": _PROBABILITY_SCHEMA},
+            ]
+        }
+    ),
+]
 
 
 @dataclass(slots=True)
@@ -76,6 +93,7 @@ class Operation:
     request_media: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     public: bool = False  # answered without an API key (health probes)
+    probe: bool = False  # a health probe: the edge answers it even past its connection cap
     # OpenAPI response entries beyond the response model (e.g. a 503 health body).
     responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)
 
@@ -84,11 +102,28 @@ class Operation:
         return self.request_model is not None
 
 
+@dataclass(frozen=True)
+class PathParameter:
+    """A parameter of a codec's paths: what it names (a model, or one of its versions), and
+    its description in the OpenAPI document."""
+
+    names: Literal["model", "version"]
+    description: str
+
+
+# The parameters of both standard protocols' model paths.
+MODEL_PARAMETERS = {
+    "name": PathParameter("model", "The served model's name"),
+    "version": PathParameter("version", "One of the loaded versions"),
+}
+
+
 def model_operations(
     models_path: str, method: str, suffix: str, handler: Handler, **documentation: Any
 ) -> list[Operation]:
     """An operation on a model, at ``<models_path>/{name}<suffix>`` and at its
-    ``/versions/{version}`` form, as both standard protocols publish them."""
+    ``/versions/{version}`` form, as both standard protocols publish them
+    (``MODEL_PARAMETERS``)."""
     return [
         Operation(method, f"{models_path}/{{name}}{suffix}", handler, **documentation),
         Operation(
@@ -101,22 +136,37 @@ def model_operations(
 
 
 def model_in_path(call: Call) -> Model:
-    """The model the path names: its newest version, or the one ``{version}`` names."""
+    """The model a ``MODEL_PARAMETERS`` path names: its newest version, or ``{version}``."""
     return call.dataplane.model(call.path_params["name"], call.path_params.get("version"))
+
+
+class ErrorEnvelope(BaseModel):
+    """A protocol's error body; ``message`` is what it says, however the protocol nests it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class Codec:
-    """A protocol: its operations and how it renders an error."""
+    """A protocol: its operations, their path parameters, and its error envelope."""
 
     name: str
     tag: str
     operations: Sequence[Operation]
     render_error: Callable[[ServiceError], Reply]
-    error_model: type[BaseModel]
+    error_model: type[ErrorEnvelope]
     error_descriptions: dict[int, str]
     # Media types its request bodies may declare besides JSON; none means JSON only.
     binary_media_types: frozenset[bytes] = frozenset()
+    path_parameters: dict[str, PathParameter] = field(default_factory=dict)
+
+    @property
+    def probe_paths(self) -> list[str]:
+        return [operation.path for operation in self.operations if operation.probe]
 
 
 def decode_json(body: bytes) -> Any:
@@ -125,6 +175,13 @@ def decode_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise InvalidJSON(f"body is not valid JSON: {error}") from error
+
+
+def may_contain_booleans(body: bytes) -> bool:
+    """Whether a JSON text can hold a boolean at all. Without the bytes ``true`` or ``false``
+    it cannot, and numbers can go to numpy without a per-value type check (numpy would
+    silently read ``true`` as 1)."""
+    return b"true" in body or b"false" in body
 
 
 def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
@@ -144,7 +201,7 @@ def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
         raise InvalidRequest(message, field=where) from error
 
 
-class MessageError(BaseModel):
+class MessageError(ErrorEnvelope):
     """The error body of the Open Inference Protocol and of TensorFlow Serving."""
 
     model_config = ConfigDict(
@@ -152,6 +209,10 @@ class MessageError(BaseModel):
     )
 
     error: str
+
+    @property
+    def message(self) -> str:
+        return self.error
 
 
 def render_message_error(error: ServiceError) -> Reply:

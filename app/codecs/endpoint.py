@@ -12,16 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from time import perf_counter
 
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from app.auth import ApiKeys
 from app.codecs.base import JSON_MEDIA_TYPE, Call, Codec, Operation, Reply
 from app.config import Settings
-from app.dataplane import DataPlane
 from app.errors import (
     ClientDisconnected,
     MethodNotAllowed,
@@ -30,23 +27,10 @@ from app.errors import (
     ServiceError,
     UnsupportedMediaType,
 )
-from app.observability import CLIENT_CLOSED_REQUEST, REQUEST_ID_HEADER, RequestObserver
+from app.observability import CLIENT_CLOSED_REQUEST, REQUEST_ID_HEADER
+from app.services import SERVICES_STATE_KEY, Services
 
 logger = logging.getLogger(__name__)
-
-
-SERVICES_STATE_KEY = "services"
-
-
-@dataclass(frozen=True)
-class Services:
-    """What every endpoint works with, built once per application by its lifespan and found in
-    each request's lifespan state (``scope["state"]``) under ``SERVICES_STATE_KEY``."""
-
-    dataplane: DataPlane
-    observer: RequestObserver
-    api_keys: ApiKeys
-    settings: Settings
 
 
 class PathEndpoint:
@@ -56,6 +40,14 @@ class PathEndpoint:
         self.codec = codec
         self.path = operations[0].path
         self.operations = {operation.method: operation for operation in operations}
+        # The path's parameters that name a model and a version, if it has them.
+        named = {
+            parameter.names: name
+            for name, parameter in codec.path_parameters.items()
+            if f"{{{name}}}" in self.path
+        }
+        self._model_parameter = named.get("model")
+        self._version_parameter = named.get("version")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter()
@@ -75,6 +67,7 @@ class PathEndpoint:
                 CLIENT_CLOSED_REQUEST,
                 perf_counter() - started,
                 request_id,
+                protocol=self.codec.name,
             )
             return
         response_headers = [
@@ -96,6 +89,7 @@ class PathEndpoint:
             request_id,
             reply.rows,
             reply.model,
+            protocol=self.codec.name,
         )
 
     async def _reply(
@@ -117,6 +111,7 @@ class PathEndpoint:
             if operation.reads_body:  # an inference request
                 services.dataplane.refuse_when_full()
                 self._check_media_type(headers)
+                self._check_model(services, scope["path_params"])
                 body = await _read_body(receive, headers, services.settings)
             call = Call(method, scope["path_params"], headers, body, services.dataplane)
             return await operation.handler(call)
@@ -127,6 +122,14 @@ class PathEndpoint:
         except Exception:
             logger.exception("unhandled error on %s %s", method, scope["path"])
             return self.codec.render_error(ServiceError("internal server error"))
+
+    def _check_model(self, services: Services, path_params: dict[str, str]) -> None:
+        """A path that names a model no one serves is a 404 before its body is read."""
+        if self._model_parameter is not None:
+            version = self._version_parameter
+            services.dataplane.model(
+                path_params[self._model_parameter], path_params.get(version) if version else None
+            )
 
     def _check_media_type(self, headers: dict[bytes, bytes]) -> None:
         """JSON, or one of the codec's binary types; no content-type at all is taken as JSON
@@ -197,14 +200,21 @@ def _body_of(message: Message) -> bytes:
 
 
 def routes(codecs: Sequence[Codec]) -> list[Route]:
-    """One Starlette route per path of every codec, in the codecs' own order (a protocol lists
-    its more specific paths first where two templates could match the same path)."""
-    served: list[Route] = []
+    """One Starlette route per path of every codec: first every codec's inference paths (those
+    whose operations read a body), then the rest, each in the codecs' own order (a protocol
+    lists its more specific paths first where two templates could match the same path).
+
+    The router tries routes in order, and each miss costs a pattern match: so an inference
+    request, the service's hot path, meets only other inference routes before its own.
+    """
+    inference: list[Route] = []
+    others: list[Route] = []
     for codec in codecs:
         by_path: dict[str, list[Operation]] = {}
         for operation in codec.operations:
             by_path.setdefault(operation.path, []).append(operation)
         for path, operations in by_path.items():
-            endpoint = PathEndpoint(codec, operations)
-            served.append(Route(path, endpoint, name=f"{codec.name} {path}"))
-    return served
+            route = Route(path, PathEndpoint(codec, operations), name=f"{codec.name} {path}")
+            reads_body = any(operation.reads_body for operation in operations)
+            (inference if reads_body else others).append(route)
+    return [*inference, *others]

@@ -1,9 +1,10 @@
-"""The native protocol: ``POST /predict`` with rows as lists or objects keyed by feature name.
+"""The native protocol: ``POST /predict`` with rows as lists or objects keyed by feature name,
+and the health probes ``/health/live``, ``/health/ready`` and ``/health``.
 
 Answers by row (the default: probabilities by label name, the labels that are on, a 0/1
 vector, out-of-range warnings) or, with ``"format": "columns"``, one array per label. Errors
 are ``{"error": {"code", "message", "row", "field"}}``: the native API's one error shape, also
-used by the control plane (``/metadata``, ``/health``...).
+used by the control plane (``/metadata``, ``/metrics``...).
 """
 
 from __future__ import annotations
@@ -23,13 +24,20 @@ from app.codecs.base import (
     Reply,
     decode_json,
     error_headers,
+    json_reply,
+    may_contain_booleans,
     validate_envelope,
 )
-from app.dataplane import InferenceRequest, InferenceResult, thresholds_for
+from app.codecs.native_schemas import (
+    ColumnsResponse,
+    ErrorResponse,
+    HealthResponse,
+    PredictRequest,
+    PredictResponse,
+)
+from app.dataplane import InferenceRequest, InferenceResult, Rows
 from app.errors import ServiceError
-from app.features import features_from_rows, may_contain_booleans, row_list
 from app.inference import SMALL_BATCH_ROWS, Model
-from app.schemas import ColumnsResponse, ErrorResponse, PredictRequest, PredictResponse
 
 PREDICT_PATH = "/predict"
 MAX_TABLED_LABELS = 10  # one precomputed row ending per label combination: 2**10 at most
@@ -37,25 +45,44 @@ MAX_TABLED_LABELS = 10  # one precomputed row ending per label combination: 2**1
 
 async def predict(call: Call) -> Reply:
     """Per-label probabilities and thresholded label sets for one or many rows."""
-    dataplane = call.dataplane
-    model = dataplane.model(dataplane.settings.model_name)
     payload = validate_envelope(PredictRequest, decode_json(call.body))
-    rows = row_list(payload.instances, "instances")
-    thresholds = thresholds_for(model, payload.threshold, field="threshold")
+    rows = Rows(
+        payload.instances,
+        "instances",
+        named=True,
+        booleans_possible=may_contain_booleans(call.body),
+    )
+    dataplane = call.dataplane
+    result = await dataplane.infer(InferenceRequest(rows, thresholds=payload.threshold))
+    render = render_columns if payload.format == "columns" else render_rows
+    body = await dataplane.render(result.rows, render, result)
+    return Reply(body, rows=result.rows, model=(result.model.name, result.model.version))
 
-    def decode() -> InferenceRequest:
-        features = features_from_rows(
-            rows,
-            model.metadata.features,
-            max_rows=dataplane.settings.max_rows,
-            named_rows=True,
-            booleans_possible=may_contain_booleans(call.body),
-        )
-        return InferenceRequest(model, features, thresholds)
 
-    encode = render_columns if payload.format == "columns" else render_rows
-    body = await dataplane.infer(len(rows), decode, encode)
-    return Reply(body, rows=len(rows), model=(model.name, model.version))
+async def live(call: Call) -> Reply:
+    """200 while the process runs, model or not (a liveness probe)."""
+    return _LIVE
+
+
+_LIVE = json_reply({"status": "live"})
+
+
+async def ready(call: Call) -> Reply:
+    """200 once a model version is loaded and passed its checks, else 503 with why."""
+    return _readiness(call)
+
+
+async def health(call: Call) -> Reply:
+    """Readiness with the served model's name and version."""
+    return _readiness(call)
+
+
+def _readiness(call: Call) -> Reply:
+    readiness = call.dataplane.readiness()
+    model = readiness.model
+    if model is None:
+        return json_reply({"status": "not_ready", "reason": readiness.reason}, 503)
+    return json_reply({"status": "ready", "model": {"name": model.name, "version": model.version}})
 
 
 def render_error(error: ServiceError) -> Reply:
@@ -180,14 +207,14 @@ def _dumps(document: Any) -> bytes:
 def _head(result: InferenceResult) -> dict[str, Any]:
     model = result.model
     # float32 scalars, which orjson writes in their shortest form (0.7, not 0.699999988079071).
-    thresholds = dict(zip(model.metadata.labels, result.request.thresholds, strict=True))
+    thresholds = dict(zip(model.metadata.labels, result.thresholds, strict=True))
     return {"model": {"name": model.name, "version": model.version}, "thresholds": thresholds}
 
 
 def _head_bytes(result: InferenceResult) -> bytes:
     """``{"model":...,"thresholds":...`` without its closing brace: made once per model for
     its default thresholds."""
-    if result.request.thresholds is result.model.default_thresholds:
+    if result.thresholds is result.model.default_thresholds:
         return _default_head(result.model)
     return _dumps(_head(result))[:-1]
 
@@ -262,6 +289,24 @@ ERROR_DESCRIPTIONS = {
     503: "No model loaded, or the server is at its limit of work (see Retry-After)",
 }
 
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": HealthResponse, "description": "No model loaded; see reason"}
+}
+
+
+def _probe(path: str, handler: Any, summary: str, **documentation: Any) -> Operation:
+    return Operation(
+        "GET",
+        path,
+        handler,
+        summary,
+        HealthResponse,
+        public=True,
+        probe=True,
+        **documentation,
+    )
+
+
 CODEC = Codec(
     name="native",
     tag="native",
@@ -274,7 +319,10 @@ CODEC = Codec(
             request_model=PredictRequest,
             response_model=PredictResponse | ColumnsResponse,
             errors=(400, 401, 408, 413, 415, 422, 503),
-        )
+        ),
+        _probe("/health/live", live, "Live"),
+        _probe("/health/ready", ready, "Ready", responses=_NOT_READY),
+        _probe("/health", health, "Health", responses=_NOT_READY),
     ],
     render_error=render_error,
     error_model=ErrorResponse,

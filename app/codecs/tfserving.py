@@ -14,12 +14,14 @@ import orjson
 
 from app.codecs.base import (
     MESSAGE_ERROR_DESCRIPTIONS,
+    MODEL_PARAMETERS,
     Call,
     Codec,
     MessageError,
     Reply,
     decode_json,
     json_reply,
+    may_contain_booleans,
     model_in_path,
     model_operations,
     render_message_error,
@@ -38,9 +40,8 @@ from app.codecs.tfserving_schemas import (
     TFServingPredictRequest,
     TFServingPredictResponse,
 )
-from app.dataplane import INPUT_NAME, InferenceRequest, InferenceResult, Output
+from app.dataplane import INPUT_NAME, InferenceRequest, InferenceResult, Output, Rows
 from app.errors import InvalidInput, InvalidRequest
-from app.features import features_from_rows, may_contain_booleans, row_list
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURES: dict[str, tuple[Output, ...]] = {
@@ -52,8 +53,6 @@ OUTPUT_DTYPES: dict[Output, str] = {"probabilities": "DT_FLOAT", "labels": "DT_B
 
 async def predict(call: Call) -> Reply:
     """Row format (``instances``) answers ``predictions``; columnar (``inputs``) ``outputs``."""
-    dataplane = call.dataplane
-    model = model_in_path(call)
     payload = validate_envelope(TFServingPredictRequest, decode_json(call.body))
     outputs = _signature_outputs(payload.signature_name)
     given = payload.model_fields_set & {"instances", "inputs"}
@@ -63,21 +62,20 @@ async def predict(call: Call) -> Reply:
             + ("not both" if given else "neither was given")
         )
     row_format = "instances" in given
-    what = "instances" if row_format else "inputs"
-    rows = row_list(payload.instances if row_format else _input_tensor(payload.inputs), what)
-
-    def decode() -> InferenceRequest:
-        features = features_from_rows(
-            _instance_rows(rows) if row_format else rows,
-            model.metadata.features,
-            max_rows=len(rows),
-            booleans_possible=may_contain_booleans(call.body),
-            what=what,
-        )
-        return InferenceRequest(model, features, model.default_thresholds, outputs)
-
-    body = await dataplane.infer(len(rows), decode, lambda result: _encode(result, row_format))
-    return Reply(body, rows=len(rows), model=(model.name, model.version))
+    if row_format:
+        rows = Rows(_instance_rows(payload.instances), "instances")
+    else:
+        rows = Rows(_input_tensor(payload.inputs), "inputs")
+    rows.booleans_possible = may_contain_booleans(call.body)
+    request = InferenceRequest(
+        rows,
+        model_name=call.path_params["name"],
+        model_version=call.path_params.get("version"),
+        outputs=outputs,
+    )
+    result = await call.dataplane.infer(request)
+    body = await call.dataplane.render(result.rows, _encode, result, row_format)
+    return Reply(body, rows=result.rows, model=(result.model.name, result.model.version))
 
 
 def _signature_outputs(signature_name: str) -> tuple[Output, ...]:
@@ -91,9 +89,9 @@ def _signature_outputs(signature_name: str) -> tuple[Output, ...]:
     return outputs
 
 
-def _instance_rows(instances: list[Any]) -> list[Any]:
+def _instance_rows(instances: Any) -> Any:
     """Rows given as lists, or all as objects naming the one input, ``{"features": [...]}``."""
-    if not (instances and isinstance(instances[0], dict)):
+    if not (isinstance(instances, list) and instances and isinstance(instances[0], dict)):
         return instances  # lists, checked row by row (an object among them is refused there)
     rows = []
     for index, instance in enumerate(instances):
@@ -125,7 +123,7 @@ def _encode(result: InferenceResult, row_format: bool) -> bytes:
         "probabilities": result.probabilities,
         "labels": result.positives,
     }
-    outputs = result.request.outputs
+    outputs = result.outputs
     key = "predictions" if row_format else "outputs"
     document: dict[str, Any]
     if len(outputs) == 1:
@@ -147,7 +145,7 @@ async def model_status(call: Call) -> Reply:
     if "version" in call.path_params:
         versions = [model.version]
     else:
-        versions = sorted(call.dataplane.repository.snapshot.models, reverse=True)
+        versions = sorted(call.dataplane.versions(), reverse=True)
     available = {"state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
     return json_reply(
         {"model_version_status": [{"version": str(v), **available} for v in versions]}
@@ -215,4 +213,5 @@ CODEC = Codec(
     render_error=render_message_error,
     error_model=MessageError,
     error_descriptions=MESSAGE_ERROR_DESCRIPTIONS,
+    path_parameters=MODEL_PARAMETERS,
 )

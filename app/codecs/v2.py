@@ -9,14 +9,14 @@ header (``Inference-Header-Content-Length``), each input and output choosing for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
 
+from app.codecs import oip
 from app.codecs.base import (
     MESSAGE_ERROR_DESCRIPTIONS,
+    MODEL_PARAMETERS,
     Call,
     Codec,
     MessageError,
@@ -24,6 +24,7 @@ from app.codecs.base import (
     Reply,
     decode_json,
     json_reply,
+    may_contain_booleans,
     model_in_path,
     model_operations,
     render_message_error,
@@ -36,76 +37,44 @@ from app.codecs.v2_schemas import (
     InferenceResponse,
     MetadataModelResponse,
     MetadataServerResponse,
-    MetadataTensor,
     ModelReadyResponse,
-    RequestInput,
     ServerLiveResponse,
     ServerReadyResponse,
 )
-from app.dataplane import (
-    INPUT_NAME,
-    OUTPUTS,
-    InferenceRequest,
-    InferenceResult,
-    Output,
-    outputs_named,
-    thresholds_for,
-)
+from app.dataplane import Fields, InferenceRequest, InferenceResult, Tensor
 from app.errors import BadRequest, InvalidRequest
-from app.features import (
-    features_from_bytes,
-    features_from_flat,
-    features_from_rows,
-    may_contain_booleans,
-)
-from app.inference import Model
 from app.version import SERVICE_NAME, SERVICE_VERSION
 
 HEADER_LENGTH = b"inference-header-content-length"
 BINARY_MEDIA_TYPE = b"application/octet-stream"
 EXTENSIONS = ["binary_tensor_data"]
-INPUT_DATATYPE = "FP32"
-OUTPUT_DATATYPES: dict[Output, str] = {"probabilities": "FP32", "labels": "BOOL"}
-PLATFORMS = {"onnx": "onnxruntime_onnx", "keras": "keras"}
-_WIRE_DTYPES: dict[Output, np.dtype[Any]] = {
-    "probabilities": np.dtype("<f4"),
-    "labels": np.dtype(np.bool_),  # one byte per element, as the extension defines BOOL
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """How the request wants its answer: its id, and each output with whether it is binary."""
-
-    id: str | None
-    outputs: tuple[tuple[Output, bool], ...]
+FIELDS = Fields(thresholds="parameters.threshold", decision="parameters.decision")
 
 
 async def infer(call: Call) -> Reply:
     """Probabilities and thresholded labels for a [rows, features] tensor."""
-    dataplane = call.dataplane
-    model = model_in_path(call)
     header, binary = _split_body(call)
     payload = validate_envelope(V2Request, header)
-    tensor = _the_input(payload, model, binary)
-    rows = tensor.shape[0]
-    thresholds = thresholds_for(model, payload.parameters.threshold, field="parameters.threshold")
-    outputs = _outputs(payload)
-    answer = Answer(
-        payload.id,
-        tuple((name, _binary_output(payload, index)) for index, name in enumerate(outputs)),
+    request = InferenceRequest(
+        _tensors(payload, binary, may_contain_booleans(call.body)),
+        model_name=call.path_params["name"],
+        model_version=call.path_params.get("version"),
+        thresholds=payload.parameters.threshold,
+        outputs=[output.name for output in payload.outputs] if payload.outputs else None,
+        decision=payload.parameters.decision,
+        id=payload.id,
+        fields=FIELDS,
     )
-
-    def decode() -> InferenceRequest:
-        features = _features(tensor, binary, model, call.body)
-        return InferenceRequest(model, features, thresholds, outputs)
-
-    body, header_length = await dataplane.infer(rows, decode, lambda r: _encode(r, answer))
-    served = (model.name, model.version)
+    result = await call.dataplane.infer(request)
+    as_binary = _binary_outputs(payload, len(result.outputs))
+    body, header_length = await call.dataplane.render(result.rows, _encode, result, as_binary)
+    served = (result.model.name, result.model.version)
     if header_length is None:
-        return Reply(body, rows=rows, model=served)
+        return Reply(body, rows=result.rows, model=served)
     headers = ((HEADER_LENGTH, b"%d" % header_length),)
-    return Reply(body, media_type=BINARY_MEDIA_TYPE, headers=headers, rows=rows, model=served)
+    return Reply(
+        body, media_type=BINARY_MEDIA_TYPE, headers=headers, rows=result.rows, model=served
+    )
 
 
 def _split_body(call: Call) -> tuple[Any, memoryview]:
@@ -128,136 +97,73 @@ def _split_body(call: Call) -> tuple[Any, memoryview]:
     return decode_json(bytes(body[:length])), body[length:]
 
 
-def _the_input(payload: V2Request, model: Model, binary: memoryview) -> RequestInput:
-    """The one input tensor, with its name, datatype, shape and binary size as the model
-    declares them (all cheap checks, made before the request is admitted)."""
-    if len(payload.inputs) != 1:
-        raise InvalidRequest(
-            f"expected one input tensor, {INPUT_NAME!r}, got {len(payload.inputs)}",
-            field="inputs",
-        )
-    tensor = payload.inputs[0]
-    if tensor.name != INPUT_NAME:
-        raise InvalidRequest(
-            f"unknown input {tensor.name!r}; the model's input is {INPUT_NAME!r}",
-            field="inputs.0.name",
-        )
-    if tensor.datatype != INPUT_DATATYPE:
-        raise InvalidRequest(
-            f"input {INPUT_NAME!r} has datatype {INPUT_DATATYPE}, got {tensor.datatype!r}",
-            field="inputs.0.datatype",
-        )
-    shape, width = tensor.shape, model.n_features
-    if not (
-        isinstance(shape, list)
-        and len(shape) == 2
-        and all(type(size) is int for size in shape)
-        and shape[1] == width
-        and shape[0] >= 0
-    ):
-        raise InvalidRequest(f"shape must be [rows, {width}], got {shape}", field="inputs.0.shape")
-    _check_binary_size(tensor, shape[0] * width * 4, binary)
-    return tensor
-
-
-def _check_binary_size(tensor: RequestInput, expected: int, binary: memoryview) -> None:
-    """The binary data after the JSON header is exactly what the input declares."""
-    size = tensor.parameters.binary_data_size
-    if size is None:
-        if binary:
+def _tensors(payload: V2Request, binary: memoryview, booleans_possible: bool) -> list[Tensor]:
+    """The input tensors, each with its JSON data or its share of the binary data after the
+    header, which must be exactly what the inputs declare."""
+    tensors = []
+    offset = 0
+    for index, given in enumerate(payload.inputs):
+        field = f"inputs.{index}"
+        size = given.parameters.binary_data_size
+        if size is None:
+            data, data_field = given.data, f"{field}.data"
+        else:
+            if given.data is not None:
+                raise InvalidRequest(
+                    f"{field}: give either data or parameters.binary_data_size, not both",
+                    field=f"{field}.data",
+                )
+            data = binary[offset : offset + size]
+            data_field = f"{field}.parameters.binary_data_size"
+            offset += size
+        tensor = Tensor(given.name, given.datatype, given.shape, data, field, data_field)
+        tensor.booleans_possible = booleans_possible
+        tensors.append(tensor)
+    if offset != len(binary):
+        if not offset:
             raise BadRequest(
                 f"{len(binary)} bytes follow the JSON header but no input declares "
                 "parameters.binary_data_size"
             )
-        return
-    if tensor.data is not None:
-        raise InvalidRequest(
-            "inputs.0: give either data or parameters.binary_data_size, not both",
-            field="inputs.0.data",
-        )
-    if size != expected:
-        raise BadRequest(
-            f"inputs.0.parameters.binary_data_size is {size} but shape {tensor.shape} of "
-            f"{INPUT_DATATYPE} needs {expected} bytes",
-            field="inputs.0.parameters.binary_data_size",
-        )
-    if len(binary) != expected:
         raise BadRequest(
             f"the body has {len(binary)} bytes after the JSON header but the inputs declare "
-            f"{expected}"
+            f"{offset}"
         )
+    return tensors
 
 
-def _features(tensor: RequestInput, binary: memoryview, model: Model, body: bytes) -> Any:
-    """The input tensor as a float32 matrix: from the binary data, or from JSON data, flat in
-    row-major order or nested by row."""
-    rows, names = tensor.shape[0], model.metadata.features
-    if tensor.parameters.binary_data_size is not None:
-        return features_from_bytes(binary, rows, names)
-    data = tensor.data
-    if not isinstance(data, list):
-        kind = "missing" if data is None else f"a {type(data).__name__}"
-        raise InvalidRequest(f"inputs.0.data must be a list, got {kind}", field="inputs.0.data")
-    booleans = _booleans_possible(data, body)
-    if data and isinstance(data[0], list):
-        if len(data) != rows:
-            raise InvalidRequest(
-                f"data has {len(data)} rows but shape says {rows}", field="inputs.0.data"
-            )
-        return features_from_rows(
-            data, names, max_rows=rows, booleans_possible=booleans, what="inputs.0.data"
-        )
-    return features_from_flat(data, rows, names, booleans_possible=booleans)
-
-
-def _booleans_possible(data: list[Any], body: bytes) -> bool:
-    """Whether the tensor data may hold booleans (numpy would read them as 1 and 0).
-
-    tritonclient's JSON requests always hold one (``"binary_data": false``), which would send
-    every value through the value-by-value check; the types of flat data are collected at C
-    speed instead.
-    """
-    if not may_contain_booleans(body):
-        return False
-    if data and not isinstance(data[0], list):
-        return bool in set(map(type, data))
-    return True
-
-
-def _outputs(payload: V2Request) -> tuple[Output, ...]:
+def _binary_outputs(payload: V2Request, count: int) -> list[bool]:
+    """Whether each output goes as binary data: its own ``binary_data`` if it says, else the
+    request's ``binary_data_output``."""
+    default = payload.parameters.binary_data_output
     if not payload.outputs:
-        return OUTPUTS
-    return outputs_named([output.name for output in payload.outputs], field="outputs")
+        return [default] * count
+    own = [output.parameters.binary_data for output in payload.outputs]
+    return [default if binary is None else binary for binary in own]
 
 
-def _binary_output(payload: V2Request, position: int) -> bool:
-    """An output's own ``binary_data`` if it says, else the request's ``binary_data_output``."""
-    if payload.outputs:
-        own = payload.outputs[position].parameters.binary_data
-        if own is not None:
-            return own
-    return payload.parameters.binary_data_output
-
-
-def _encode(result: InferenceResult, answer: Answer) -> tuple[bytes, int | None]:
+def _encode(result: InferenceResult, binary_outputs: list[bool]) -> tuple[bytes, int | None]:
     """The response document, with binary outputs' bytes after it; and the header length
     when there are binary outputs."""
     model = result.model
-    tensors = {"probabilities": result.probabilities, "labels": result.positives}
     shape = list(result.probabilities.shape)
     document: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
-    if answer.id is not None:
-        document["id"] = answer.id
+    if result.id is not None:
+        document["id"] = result.id
     outputs: list[dict[str, Any]] = []
     raw: list[bytes] = []
-    for name, binary in answer.outputs:
-        output: dict[str, Any] = {"name": name, "datatype": OUTPUT_DATATYPES[name], "shape": shape}
+    for (name, values), binary in zip(oip.output_tensors(result), binary_outputs, strict=True):
+        output: dict[str, Any] = {
+            "name": name,
+            "datatype": oip.OUTPUT_DATATYPES[name],
+            "shape": shape,
+        }
         if binary:
-            data = tensors[name].astype(_WIRE_DTYPES[name], copy=False).tobytes()
+            data = oip.raw_bytes(name, values)
             output["parameters"] = {"binary_data_size": len(data)}
             raw.append(data)
         else:
-            output["data"] = tensors[name].ravel()
+            output["data"] = values.ravel()
         outputs.append(output)
     document["outputs"] = outputs
     header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -273,7 +179,7 @@ async def server_live(call: Call) -> Reply:
 
 async def server_ready(call: Call) -> Reply:
     """200 once a version of the served model is loaded, else 503."""
-    ready = call.dataplane.repository.ready
+    ready = call.dataplane.ready
     return json_reply({"ready": ready}, 200 if ready else 503)
 
 
@@ -285,24 +191,7 @@ async def server_metadata(call: Call) -> Reply:
 async def model_metadata(call: Call) -> Reply:
     """The model's input and outputs (name, datatype, shape) and its loaded versions."""
     model = model_in_path(call)
-    meta = model.metadata
-    body = MetadataModelResponse(
-        name=model.name,
-        versions=[str(version) for version in call.dataplane.repository.snapshot.models],
-        platform=PLATFORMS[model.backend_name],
-        inputs=[
-            MetadataTensor(name=INPUT_NAME, datatype=INPUT_DATATYPE, shape=[-1, model.n_features])
-        ],
-        outputs=[
-            MetadataTensor(name=name, datatype=datatype, shape=[-1, len(meta.labels)])
-            for name, datatype in OUTPUT_DATATYPES.items()
-        ],
-        properties={
-            "features": ",".join(meta.features),
-            "labels": ",".join(meta.labels),
-            "thresholds": ",".join(str(threshold) for threshold in meta.thresholds),
-        },
-    )
+    body = MetadataModelResponse(**oip.model_metadata(model, call.dataplane.versions()))
     return json_reply(body.model_dump())
 
 
@@ -351,7 +240,13 @@ CODEC = Codec(
             errors=(400, 401, 404, 408, 413, 415, 503),
         ),
         Operation(
-            "GET", "/v2/health/live", server_live, "Server live", ServerLiveResponse, public=True
+            "GET",
+            "/v2/health/live",
+            server_live,
+            "Server live",
+            ServerLiveResponse,
+            public=True,
+            probe=True,
         ),
         Operation(
             "GET",
@@ -360,6 +255,7 @@ CODEC = Codec(
             "Server ready",
             ServerReadyResponse,
             public=True,
+            probe=True,
             responses=_NOT_READY,
         ),
         *(
@@ -396,4 +292,5 @@ CODEC = Codec(
     error_model=MessageError,
     error_descriptions=MESSAGE_ERROR_DESCRIPTIONS,
     binary_media_types=frozenset({BINARY_MEDIA_TYPE}),
+    path_parameters=MODEL_PARAMETERS,
 )

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from app.schemas import Threshold
+from app.codecs.base import Threshold
 
 _SHAPE_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "integer"}}
 _NUMBERS_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
@@ -111,6 +111,11 @@ class InferenceParameters(BaseModel):
         default=None,
         description="Decision threshold for the labels output: one number in [0, 1] for every "
         "label, or some by label name (others keep the model's default).",
+    )
+    decision: Any = Field(
+        default=None,
+        description="How probabilities become the labels output: 'labels' (the only one, and "
+        "the default): each label on at or above its threshold.",
     )
     binary_data_output: bool = Field(
         default=False,

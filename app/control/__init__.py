@@ -1,2 +1,2 @@
-"""The control plane: FastAPI routers for health, metadata and metrics (the data plane's
-inference endpoints live in ``app.codecs``)."""
+"""The control plane: FastAPI routers for metadata and metrics (inference and the health
+probes are protocols' operations, in ``app.codecs``)."""

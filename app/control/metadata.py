@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
 
-from app.repository import ModelRepository
-from app.schemas import FeatureSchema, MetadataResponse
+from fastapi import APIRouter, Depends
+
+from app.codecs.native_schemas import FeatureSchema, MetadataResponse
+from app.services import Services, services
 
 router = APIRouter(tags=["native"])
 
 
 @router.get("/metadata", response_model=MetadataResponse)
-async def metadata(request: Request) -> MetadataResponse:
+async def metadata(service: Annotated[Services, Depends(services)]) -> MetadataResponse:
     """The served model's input schema, labels, thresholds, evaluation and training."""
-    repository: ModelRepository = request.app.state.repository
+    repository = service.repository
     model = repository.get(repository.name)
     snapshot = repository.snapshot
     meta = model.metadata

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
-from app.metrics import CONTENT_TYPE, ServiceMetrics
+from app.metrics import CONTENT_TYPE
+from app.services import Services, services
 
 router = APIRouter(tags=["observability"])
 
@@ -17,10 +19,10 @@ router = APIRouter(tags=["observability"])
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-async def metrics(request: Request) -> Response:
+async def metrics(service: Annotated[Services, Depends(services)]) -> Response:
     """Request counts and latencies by route and status, rows predicted, label positives,
     out-of-range warnings, model events and versions; summed over all worker processes."""
-    service_metrics: ServiceMetrics = request.app.state.metrics
+    service_metrics = service.metrics
     service_metrics.flush()  # here, on the event loop's thread, which tallies the counts
     # In a thread: with several workers this reads one file per worker.
     text = await asyncio.to_thread(service_metrics.render)

@@ -13,15 +13,13 @@ import numpy as np
 import orjson
 import pytest
 
-from app.codecs.base import decode_json, validate_envelope
+from app.codecs.base import decode_json, may_contain_booleans, validate_envelope
 from app.codecs.native import render_columns, render_rows
-from app.dataplane import InferenceRequest, InferenceResult
-from app.features import features_from_flat, features_from_rows, may_contain_booleans
+from app.codecs.native_schemas import PredictRequest
+from app.dataplane import InferenceResult
+from app.features import features_from_flat, features_from_rows
 from app.inference import Model
-from app.schemas import PredictRequest
 from bench.micro.conftest import BATCHES
-
-MAX_ROWS = max(BATCHES)
 
 
 def parse_native(body: bytes, model: Model) -> np.ndarray[Any, Any]:
@@ -30,7 +28,6 @@ def parse_native(body: bytes, model: Model) -> np.ndarray[Any, Any]:
     return features_from_rows(
         payload.instances,
         model.metadata.features,
-        max_rows=MAX_ROWS,
         named_rows=True,
         booleans_possible=may_contain_booleans(body),
     )
@@ -49,9 +46,12 @@ def parse_v2(body: bytes, model: Model) -> np.ndarray[Any, Any]:
 
 def result_for(model: Model, features: np.ndarray[Any, Any]) -> InferenceResult:
     prediction = model.predict(features)
-    request = InferenceRequest(model, features, model.default_thresholds)
     return InferenceResult(
-        request, prediction.probabilities, prediction.positives, model.out_of_range(features)
+        model,
+        prediction.probabilities,
+        prediction.positives,
+        prediction.thresholds,
+        model.out_of_range(features),
     )
 
 

@@ -65,7 +65,9 @@ def observe_request(observer: RequestObserver, model: Model, positives: np.ndarr
     """What the data plane records for one request."""
     request_id = observer.request_id(None)
     observer.metrics.observe_prediction(model, positives, 0)
-    observer.record("POST", "/predict", "/predict", 200, 0.0004, request_id, 1, ("m", 1))
+    observer.record(
+        "POST", "/predict", "/predict", 200, 0.0004, request_id, 1, ("m", 1), protocol="native"
+    )
 
 
 def observe_requests(observer: RequestObserver, model: Model, positives: np.ndarray) -> None:
@@ -128,11 +130,11 @@ def test_cost_per_request(logged_to_file: Path, model: Model, observer: RequestO
         "an empty step (the measuring loop's own cost, in every figure below)": lambda: None,
         "request id": lambda: observer.request_id(None),
         "request metrics (counter, latency histogram)": lambda: observer.metrics.observe_request(
-            "POST", "/predict", 200, 0.0004
+            "native", "POST", "/predict", 200, 0.0004
         ),
         "prediction metrics": lambda: observer.metrics.observe_prediction(model, positives, 0),
         "access-log line": lambda: _log_request(
-            "POST", "/predict", 200, 0.0004, request_id, 1, ("m", 1)
+            "POST", "/predict", 200, 0.0004, request_id, 1, ("m", 1), "native"
         ),
     }
     whole = cost_per_request(lambda: observe_request(observer, model, positives))

@@ -63,10 +63,19 @@ class OnnxMultilabelModel(Model):  # type: ignore[misc]  # kserve is untyped
     def _predict_v2(self, model: OnnxMultilabel, payload: InferRequest) -> InferResponse:
         features = payload.inputs[0].as_numpy().astype(np.float32, copy=False)
         probabilities, labels = model.predict(features)
-        outputs = [
-            InferOutput("probabilities", list(probabilities.shape), "FP32", probabilities),
-            InferOutput("labels", list(labels.shape), "BOOL", labels),
-        ]
+        if payload.from_grpc:
+            # Over gRPC, KServe writes outputs given as arrays only as raw contents.
+            outputs = [
+                InferOutput("probabilities", list(probabilities.shape), "FP32"),
+                InferOutput("labels", list(labels.shape), "BOOL"),
+            ]
+            outputs[0].set_data_from_numpy(probabilities, binary_data=True)
+            outputs[1].set_data_from_numpy(labels, binary_data=True)
+        else:
+            outputs = [
+                InferOutput("probabilities", list(probabilities.shape), "FP32", probabilities),
+                InferOutput("labels", list(labels.shape), "BOOL", labels),
+            ]
         return InferResponse(
             # KServe's own runtimes answer a request without an id with a fresh one.
             response_id=payload.id or generate_uuid(),

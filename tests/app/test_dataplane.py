@@ -1,12 +1,14 @@
-"""The data plane (``app.dataplane``): thresholds of one strict type compared in float32, output
-selection, model lookup by path strings, admission control, where the work runs, and the
-check that outputs are finite; on a really trained model, without HTTP."""
+"""The data plane (``app.dataplane``): one entry point for every protocol's decoded request.
+Thresholds of one strict type compared in float32, output selection, model lookup by path
+strings, the input tensor's rules, admission control, where the work runs, the check that
+outputs are finite, and the metrics; on a really trained model, without HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,23 @@ from app.config import Settings
 from app.dataplane import (
     OUTPUTS,
     DataPlane,
+    Fields,
     InferenceRequest,
     InferenceResult,
+    Rows,
+    Tensor,
     outputs_named,
     thresholds_for,
 )
-from app.errors import InvalidInput, InvalidRequest, ModelNotFound, ModelNotReady, Overloaded
-from app.inference import Model, load_model
+from app.errors import (
+    InvalidInput,
+    InvalidRequest,
+    ModelNotFound,
+    ModelNotReady,
+    Overloaded,
+    ServiceError,
+)
+from app.inference import Backend, Model, load_model
 from app.metrics import ServiceMetrics
 from app.repository import ModelRepository
 from tests.support import MODEL_NAME, REFERENCE_INPUTS
@@ -158,11 +170,6 @@ def test_unknown_or_repeated_outputs_are_refused(names: list[object], field: str
     assert raised.value.field == field
 
 
-def test_every_output_is_the_default(model: Model) -> None:
-    request = InferenceRequest(model, np.zeros((1, 10), np.float32), model.default_thresholds)
-    assert request.outputs == OUTPUTS == ("probabilities", "labels")
-
-
 @pytest.mark.parametrize("version", [None, "1", "01"])
 def test_the_model_is_found_by_name_and_version_text(plane: DataPlane, version: Any) -> None:
     assert plane.model(MODEL_NAME, version).version == 1
@@ -192,145 +199,290 @@ def test_without_a_loaded_version_every_lookup_is_not_ready(tmp_path: Path) -> N
         empty.close()
 
 
-def request_for(model: Model, rows: int) -> InferenceRequest:
-    features = np.tile(np.asarray(REFERENCE_INPUTS[:1], np.float32), (rows, 1))
-    return InferenceRequest(model, features, model.default_thresholds)
+class Recording:
+    """The real ONNX backend, recording the thread each call runs on; ``hold`` keeps calls
+    waiting until released (work that stays in flight)."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.threads: list[str] = []
+        self.hold = threading.Event()
+        self.hold.set()
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        self.hold.wait(10)
+        return self.backend(features)
 
 
-def admitted(request: InferenceRequest) -> tuple[int, Callable[[], InferenceRequest]]:
-    """What a codec hands the data plane: the row count it read, and how to build the request."""
-    return request.rows, lambda: request
+def recording_plane(model_dir: Path, **changes: Any) -> tuple[DataPlane, Recording]:
+    """A data plane on the trained model whose backend records where and when it runs."""
+    recordings: list[Recording] = []
+
+    def load(path: Path) -> Model:
+        model = load_model(path)
+        recordings.append(Recording(model.backend))
+        return replace(model, backend=recordings[-1])
+
+    settings = Settings(model_dir=model_dir, model_name=MODEL_NAME, poll_interval=0, **changes)
+    repository = ModelRepository.from_settings(settings, loader=load)
+    repository.refresh()
+    return DataPlane(repository, settings, ServiceMetrics()), recordings[0]
 
 
-def thread_of(result: InferenceResult) -> str:
-    return threading.current_thread().name
+def rows_of(count: int) -> Rows:
+    return Rows([REFERENCE_INPUTS[0]] * count, "instances")
+
+
+def infer(plane: DataPlane, request: InferenceRequest) -> InferenceResult:
+    return asyncio.run(plane.infer(request))
+
+
+def refusal(plane: DataPlane, request: InferenceRequest) -> ServiceError:
+    with pytest.raises(ServiceError) as raised:
+        infer(plane, request)
+    return raised.value
+
+
+def test_every_output_is_the_default_in_order(plane: DataPlane) -> None:
+    result = infer(plane, InferenceRequest(rows_of(1)))
+    assert result.outputs == OUTPUTS == ("probabilities", "labels")
+    assert result.decision == "labels"
+
+
+def test_the_result_holds_probabilities_decisions_thresholds_and_warnings(
+    plane: DataPlane,
+) -> None:
+    model = plane.model(MODEL_NAME)
+    rows = Rows([REFERENCE_INPUTS[0], [1e6] * 10], "instances")
+    result = infer(
+        plane, InferenceRequest(rows, thresholds=0.5, outputs=["labels"], id="request-7")
+    )
+    features = np.asarray(rows.values, dtype=np.float32)
+    expected = model.predict(features)
+    np.testing.assert_array_equal(result.probabilities, expected.probabilities)
+    np.testing.assert_array_equal(result.positives, expected.probabilities >= np.float32(0.5))
+    assert result.thresholds.tolist() == [0.5, 0.5, 0.5]
+    assert set(result.out_of_range.rows.tolist()) == {1}
+    assert (result.outputs, result.id, result.rows, result.model) == (
+        ("labels",),
+        "request-7",
+        2,
+        model,
+    )
+
+
+def test_every_form_of_the_same_values_gets_the_same_answer(plane: DataPlane) -> None:
+    """JSON rows, named rows, a flat or nested JSON tensor, raw bytes, typed values."""
+    values = np.asarray(REFERENCE_INPUTS, dtype=np.float32)
+    names = plane.model(MODEL_NAME).metadata.features
+    flat = [value for row in REFERENCE_INPUTS for value in row]
+
+    def tensor(data: Any, typed: bool = False) -> list[Tensor]:
+        return [Tensor("features", "FP32", [2, 10], data, "inputs.0", "inputs.0.data", typed=typed)]
+
+    forms = {
+        "rows": Rows(REFERENCE_INPUTS, "instances"),
+        "named rows": Rows(
+            [dict(zip(names, row, strict=True)) for row in REFERENCE_INPUTS], "rows", named=True
+        ),
+        "flat": tensor(flat),
+        "nested": tensor(REFERENCE_INPUTS),
+        "raw": tensor(values.tobytes()),
+        "raw view": tensor(memoryview(values.tobytes())),
+        "typed": tensor(values.ravel().tolist(), typed=True),
+        "typed array": tensor(values.ravel(), typed=True),
+    }
+    answers = {name: infer(plane, InferenceRequest(form)) for name, form in forms.items()}
+    for name, answer in answers.items():
+        np.testing.assert_array_equal(answer.probabilities, answers["rows"].probabilities, name)
+
+
+V2_FIELDS = Fields(thresholds="parameters.threshold", decision="parameters.decision")
+
+
+def one_tensor(**changes: Any) -> list[Tensor]:
+    given = {
+        "name": "features",
+        "datatype": "FP32",
+        "shape": [1, 10],
+        "data": REFERENCE_INPUTS[0],
+        "field": "inputs.0",
+        "data_field": "inputs.0.data",
+        **changes,
+    }
+    return [Tensor(**given)]
+
+
+REFUSED_REQUESTS: list[tuple[str, InferenceRequest, int, str | None, str]] = [
+    # (case, request, status, field, in the message)
+    ("no input", InferenceRequest([], fields=V2_FIELDS), 422, "inputs", "got 0"),
+    (
+        "two inputs",
+        InferenceRequest(one_tensor() * 2, fields=V2_FIELDS),
+        422,
+        "inputs",
+        "one input tensor",
+    ),
+    ("another name", InferenceRequest(one_tensor(name="x")), 422, "inputs.0.name", "'x'"),
+    ("FP64", InferenceRequest(one_tensor(datatype="FP64")), 422, "inputs.0.datatype", "FP64"),
+    ("shape of 3", InferenceRequest(one_tensor(shape=[1, 10, 1])), 422, "inputs.0.shape", "[1,"),
+    ("narrow", InferenceRequest(one_tensor(shape=[1, 9])), 422, "inputs.0.shape", "[rows, 10]"),
+    ("rows -1", InferenceRequest(one_tensor(shape=[-1, 10])), 422, "inputs.0.shape", "-1"),
+    ("float rows", InferenceRequest(one_tensor(shape=[1.0, 10])), 422, "inputs.0.shape", "1.0"),
+    (
+        "raw of another size",
+        InferenceRequest(one_tensor(data=b"\0" * 36, data_field="raw_input_contents.0")),
+        400,
+        "raw_input_contents.0",
+        "36 bytes, but shape [1, 10] of FP32 needs 40",
+    ),
+    ("no data", InferenceRequest(one_tensor(data=None)), 422, "inputs.0.data", "got missing"),
+    ("data a string", InferenceRequest(one_tensor(data="1")), 422, "inputs.0.data", "a str"),
+    (
+        "nested rows against the shape",
+        InferenceRequest(one_tensor(data=REFERENCE_INPUTS)),
+        422,
+        "inputs.0.data",
+        "2 rows but shape says 1",
+    ),
+    ("no rows", InferenceRequest(Rows([], "instances")), 422, None, "no rows"),
+    ("rows not a list", InferenceRequest(Rows({}, "instances")), 422, "instances", "a list"),
+    (
+        "threshold as V2 names it",
+        InferenceRequest(one_tensor(), thresholds="0.5", fields=V2_FIELDS),
+        422,
+        "parameters.threshold",
+        '"0.5"',
+    ),
+    (
+        "unknown output",
+        InferenceRequest(one_tensor(), outputs=["labels", "scores"]),
+        422,
+        "outputs.1.name",
+        '"scores"',
+    ),
+    (
+        "unknown decision",
+        InferenceRequest(one_tensor(), decision="set", fields=V2_FIELDS),
+        422,
+        "parameters.decision",
+        'unknown decision "set"; the decisions are labels',
+    ),
+    ("unknown model", InferenceRequest(one_tensor(), model_name="other"), 404, None, "'other'"),
+    (
+        "unknown version",
+        InferenceRequest(one_tensor(), model_name=MODEL_NAME, model_version="3"),
+        404,
+        None,
+        "version 3",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "field", "fragment"),
+    [case[1:] for case in REFUSED_REQUESTS],
+    ids=[case[0] for case in REFUSED_REQUESTS],
+)
+def test_a_wrong_request_is_refused_naming_the_protocols_field(
+    plane: DataPlane, request_: InferenceRequest, status: int, field: str | None, fragment: str
+) -> None:
+    error = refusal(plane, request_)
+    assert (error.status_code, error.field) == (status, field), error.message
+    assert fragment in error.message
+    assert plane.rows_in_flight == 0
 
 
 @pytest.mark.parametrize(("rows", "offloaded"), [(1, False), (255, False), (256, True)])
-def test_batches_from_offload_rows_on_run_in_the_pool(
-    trained_repository: Path, model: Model, rows: int, offloaded: bool
+def test_batches_from_offload_rows_on_are_predicted_in_the_pool(
+    trained_repository: Path, rows: int, offloaded: bool
 ) -> None:
-    plane = data_plane(trained_repository, offload_rows=256)
+    plane, backend = recording_plane(trained_repository, offload_rows=256)
     try:
-        thread = asyncio.run(plane.infer(*admitted(request_for(model, rows)), thread_of))
+        infer(plane, InferenceRequest(rows_of(rows)))
     finally:
         plane.close()
-    assert thread.startswith("inference") is offloaded
+    assert [thread.startswith("inference") for thread in backend.threads] == [offloaded]
     assert plane.rows_in_flight == 0
 
 
-def test_past_the_rows_in_flight_a_request_is_refused_with_retry_after(
-    trained_repository: Path, model: Model
+def test_too_many_rows_are_refused_before_any_work(trained_repository: Path) -> None:
+    plane, backend = recording_plane(trained_repository, max_rows=5)
+    try:
+        error = refusal(plane, InferenceRequest(rows_of(6)))
+    finally:
+        plane.close()
+    assert error.status_code == 413
+    assert backend.threads == []
+
+
+async def held_in_flight(plane: DataPlane, backend: Recording, rows: int) -> asyncio.Task[Any]:
+    """A request of ``rows`` rows, started and held in the pool until ``backend.hold`` is set."""
+    backend.hold.clear()
+    held = asyncio.create_task(plane.infer(InferenceRequest(rows_of(rows))))
+    while not backend.threads:
+        await asyncio.sleep(0.001)
+    return held
+
+
+def test_past_the_rows_in_flight_a_request_is_refused_before_it_is_converted(
+    trained_repository: Path,
 ) -> None:
-    """One request holds 8 rows in the pool; one more row would pass the limit of 8."""
-    plane = data_plane(trained_repository, max_inflight_rows=8, offload_rows=1, retry_after=7)
-    release = threading.Event()
+    """One request holds 8 rows in the pool; one more row would pass the limit of 8. The
+    refused request's row is not even a number: it is refused before anyone looks."""
+    plane, backend = recording_plane(
+        trained_repository, max_inflight_rows=8, offload_rows=1, retry_after=7
+    )
+    not_a_number = InferenceRequest(Rows([["x"] * 10], "instances"))
 
-    def held(result: InferenceResult) -> int:
-        release.wait(10)
-        return result.request.rows
-
-    async def scenario() -> tuple[Any, Any]:
-        first = asyncio.create_task(plane.infer(*admitted(request_for(model, 8)), held))
-        while plane.rows_in_flight == 0:
-            await asyncio.sleep(0.001)
+    async def scenario() -> tuple[InferenceResult, ServiceError]:
+        held = await held_in_flight(plane, backend, 8)
         with pytest.raises(Overloaded) as refused:
-            await plane.infer(*admitted(request_for(model, 1)), lambda result: 1)
-        release.set()
-        return await first, refused.value
+            await plane.infer(not_a_number)
+        backend.hold.set()
+        return await held, refused.value
 
     try:
-        answered, refusal = asyncio.run(scenario())
+        answered, refused = asyncio.run(scenario())
     finally:
         plane.close()
-    assert answered == 8
-    assert refusal.status_code == 503
-    assert refusal.headers == {"Retry-After": "7"}
-    assert "limit of 8 rows" in refusal.message
+    assert answered.rows == 8
+    assert refused.status_code == 503
+    assert refused.headers == {"Retry-After": "7"}
+    assert "limit of 8 rows" in refused.message
+    assert len(backend.threads) == 1
     assert plane.rows_in_flight == 0
+    assert b"multilabel_overload_refusals_total 1.0" in plane.metrics.render()
 
 
-def test_a_refused_request_is_never_decoded(trained_repository: Path, model: Model) -> None:
-    """Admission comes first: past the limit, none of the request's work is done."""
-    plane = data_plane(trained_repository, max_inflight_rows=8, offload_rows=1)
-    release = threading.Event()
-    decoded: list[int] = []
-
-    def decode() -> InferenceRequest:
-        decoded.append(1)
-        return request_for(model, 1)
-
-    async def scenario() -> None:
-        first = asyncio.create_task(
-            plane.infer(*admitted(request_for(model, 8)), lambda r: release.wait(10))
-        )
-        while plane.rows_in_flight == 0:
-            await asyncio.sleep(0.001)
-        with pytest.raises(Overloaded):
-            await plane.infer(1, decode, lambda result: None)
-        release.set()
-        await first
-
-    try:
-        asyncio.run(scenario())
-    finally:
-        plane.close()
-    assert decoded == []
-
-
-@pytest.mark.parametrize(("rows", "offloaded"), [(1, False), (256, True)])
-def test_large_batches_are_also_decoded_in_the_pool(
-    trained_repository: Path, model: Model, rows: int, offloaded: bool
-) -> None:
-    """Converting and checking thousands of values is work for the pool, not the loop."""
-    plane = data_plane(trained_repository, offload_rows=256)
-    threads: list[str] = []
-
-    def decode() -> InferenceRequest:
-        threads.append(threading.current_thread().name)
-        return request_for(model, rows)
-
-    try:
-        asyncio.run(plane.infer(rows, decode, lambda result: None))
-    finally:
-        plane.close()
-    assert threads[0].startswith("inference") is offloaded
-
-
-def test_a_lone_request_is_admitted_whatever_its_size(
-    trained_repository: Path, model: Model
-) -> None:
+def test_a_lone_request_is_admitted_whatever_its_size(trained_repository: Path) -> None:
     plane = data_plane(trained_repository, max_inflight_rows=4)
     try:
-        rows = asyncio.run(
-            plane.infer(*admitted(request_for(model, 50)), lambda result: result.request.rows)
-        )
+        assert infer(plane, InferenceRequest(rows_of(50))).rows == 50
     finally:
         plane.close()
-    assert rows == 50
 
 
-def test_refusals_are_counted(trained_repository: Path, model: Model) -> None:
-    plane = data_plane(trained_repository, max_inflight_rows=1, offload_rows=1)
-    release = threading.Event()
+def test_refusals_before_the_body_is_read_ask_to_close_the_connection(
+    trained_repository: Path,
+) -> None:
+    plane, backend = recording_plane(trained_repository, max_inflight_rows=1, offload_rows=1)
 
-    async def scenario() -> None:
-        first = asyncio.create_task(
-            plane.infer(*admitted(request_for(model, 1)), lambda r: release.wait(10))
-        )
-        while plane.rows_in_flight == 0:
-            await asyncio.sleep(0.001)
-        for _ in range(3):
-            with pytest.raises(Overloaded):
-                await plane.infer(*admitted(request_for(model, 1)), lambda result: None)
-        release.set()
-        await first
+    async def scenario() -> Overloaded:
+        held = await held_in_flight(plane, backend, 1)
+        with pytest.raises(Overloaded) as refused:
+            plane.refuse_when_full()
+        backend.hold.set()
+        await held
+        plane.refuse_when_full()  # below the limit again: nothing to refuse
+        return refused.value
 
     try:
-        asyncio.run(scenario())
+        refused = asyncio.run(scenario())
     finally:
         plane.close()
-    assert b"multilabel_overload_refusals_total 3.0" in plane.metrics.render()
+    assert refused.headers == {"Retry-After": "1", "Connection": "close"}
 
 
 @pytest.mark.parametrize("offload_rows", [1, 1000], ids=["pool", "inline"])
@@ -342,25 +494,58 @@ def test_rows_the_model_cannot_answer_finitely_are_refused_by_position(
     features[[3, 17]] = FLOAT32_MAX
     assert not np.isfinite(model.predict(features).probabilities[[3, 17]]).any()
     plane = data_plane(trained_repository, offload_rows=offload_rows)
-    request = InferenceRequest(model, features, model.default_thresholds)
     try:
-        with pytest.raises(InvalidInput) as raised:
-            asyncio.run(plane.infer(*admitted(request), lambda result: None))
+        error = refusal(plane, InferenceRequest(Rows(features.tolist(), "instances")))
     finally:
         plane.close()
-    assert raised.value.row == 3
-    assert "row 3, 17" in raised.value.message
+    assert isinstance(error, InvalidInput)
+    assert error.row == 3
+    assert "row 3, 17" in error.message
     assert plane.rows_in_flight == 0
 
 
-def test_the_result_holds_probabilities_decisions_and_warnings(plane: DataPlane) -> None:
-    model = plane.model(MODEL_NAME)
-    features = np.asarray([REFERENCE_INPUTS[0], [1e6] * 10], dtype=np.float32)
-    thresholds = thresholds_for(model, 0.5, field="threshold")
-    result = asyncio.run(
-        plane.infer(*admitted(InferenceRequest(model, features, thresholds)), lambda r: r)
-    )
-    expected = model.predict(features, thresholds)
-    np.testing.assert_array_equal(result.probabilities, expected.probabilities)
-    np.testing.assert_array_equal(result.positives, expected.probabilities >= np.float32(0.5))
-    assert set(result.out_of_range.rows.tolist()) == {1}
+def test_predictions_are_counted(plane: DataPlane) -> None:
+    infer(plane, InferenceRequest(rows_of(3)))
+    infer(plane, InferenceRequest(Rows([[1e6] * 10], "instances")))
+    plane.metrics.flush()
+    text = plane.metrics.render().decode()
+    assert f'multilabel_predicted_rows_total{{model="{MODEL_NAME}",version="1"}} 4.0' in text
+    assert f'multilabel_out_of_range_warnings_total{{model="{MODEL_NAME}"}} 10.0' in text
+
+
+def test_readiness_and_versions_say_what_is_served(plane: DataPlane, tmp_path: Path) -> None:
+    assert plane.ready
+    assert plane.versions() == [1]
+    readiness = plane.readiness()
+    assert readiness.model is plane.model()
+    empty = data_plane(tmp_path)
+    try:
+        assert not empty.ready
+        assert empty.versions() == []
+        assert empty.readiness().model is None
+        assert "no version" in empty.readiness().reason
+    finally:
+        empty.close()
+
+
+@pytest.mark.parametrize(
+    ("rows", "thread"), [(1, "MainThread"), (255, "MainThread"), (256, "render")]
+)
+def test_answers_of_large_batches_are_rendered_on_a_thread_of_their_own(
+    trained_repository: Path, rows: int, thread: str
+) -> None:
+    """Not in the inference pool, where they would queue behind other batches' predictions."""
+    plane = data_plane(trained_repository, offload_rows=256)
+
+    def rendered(result: InferenceResult) -> tuple[str, int]:
+        return threading.current_thread().name, result.rows
+
+    async def scenario() -> tuple[str, int]:
+        result = await plane.infer(InferenceRequest(rows_of(rows)))
+        return await plane.render(result.rows, rendered, result)
+
+    try:
+        name, count = asyncio.run(scenario())
+    finally:
+        plane.close()
+    assert (name.split("_")[0], count) == (thread, rows)

@@ -10,13 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.codecs.base import may_contain_booleans
 from app.errors import InvalidInput, InvalidRequest, PayloadTooLarge, ServiceError
 from app.features import (
     check_row_count,
     features_from_bytes,
     features_from_flat,
     features_from_rows,
-    may_contain_booleans,
+    features_from_typed,
+    row_list,
 )
 
 NAMES = ["a", "b", "c"]
@@ -64,7 +66,7 @@ def test_skipping_the_boolean_scan_never_changes_the_outcome_of_rows(
     value-by-value path does: same matrix, or same error at the same place."""
     if any(type(v) is bool for v in scalars_in(batch)):
         return  # the cheap path is only taken when the body holds no boolean
-    options = {"max_rows": 100, "named_rows": named_rows}
+    options = {"named_rows": named_rows}
     precise = outcome(features_from_rows, batch, NAMES, booleans_possible=True, **options)
     fast = outcome(features_from_rows, batch, NAMES, booleans_possible=False, **options)
     assert fast == precise
@@ -92,9 +94,7 @@ def test_boolean_scan_looks_at_the_bytes(body: bytes, expected: bool) -> None:
 
 
 def test_rows_as_lists_and_named_rows_become_one_float32_matrix() -> None:
-    matrix = features_from_rows(
-        [[1, 2.5, -3], {"c": 0, "a": 1e30, "b": 7}], NAMES, max_rows=5, named_rows=True
-    )
+    matrix = features_from_rows([[1, 2.5, -3], {"c": 0, "a": 1e30, "b": 7}], NAMES, named_rows=True)
     assert matrix.dtype == np.float32
     assert matrix.flags.c_contiguous
     assert matrix.tolist() == [[1, 2.5, -3], [np.float32(1e30), 7, 0]]
@@ -102,21 +102,21 @@ def test_rows_as_lists_and_named_rows_become_one_float32_matrix() -> None:
 
 def test_named_rows_are_refused_where_the_protocol_has_none() -> None:
     with pytest.raises(InvalidInput) as raised:
-        features_from_rows([[1, 2, 3], {"a": 1, "b": 2, "c": 3}], NAMES, max_rows=5)
+        features_from_rows([[1, 2, 3], {"a": 1, "b": 2, "c": 3}], NAMES)
     assert raised.value.row == 1
     assert "expected a list of 3 numbers, got an object" in raised.value.message
 
 
 def test_integers_round_like_the_same_numbers_written_as_floats() -> None:
     big = 2**53 + 1  # not a float64: goes through float64 like every other value
-    as_ints = features_from_rows([[big, 16777217, 3]], NAMES, max_rows=1)
-    as_floats = features_from_rows([[float(big), 16777217.0, 3.0]], NAMES, max_rows=1)
+    as_ints = features_from_rows([[big, 16777217, 3]], NAMES)
+    as_floats = features_from_rows([[float(big), 16777217.0, 3.0]], NAMES)
     assert as_ints.tobytes() == as_floats.tobytes()
 
 
 def test_flat_data_in_row_major_order_gives_the_matrix_of_its_rows() -> None:
     flat = features_from_flat([1, 2, 3, 4, 5, 6], 2, NAMES)
-    assert flat.tolist() == features_from_rows([[1, 2, 3], [4, 5, 6]], NAMES, max_rows=2).tolist()
+    assert flat.tolist() == features_from_rows([[1, 2, 3], [4, 5, 6]], NAMES).tolist()
 
 
 def test_binary_little_endian_float32_values_are_read_as_they_are() -> None:
@@ -142,9 +142,6 @@ def test_binary_non_finite_values_are_refused_naming_row_and_feature(
 
 ROW_ERRORS: list[tuple[str, Any, type[ServiceError], int | None, str | None]] = [
     # (case, rows, error, row, field)
-    ("not a list", {"a": 1}, InvalidRequest, None, "instances"),
-    ("no rows", [], InvalidInput, None, None),
-    ("too many rows", [[1, 2, 3]] * 6, PayloadTooLarge, None, None),
     ("row too short", [[1, 2, 3], [1, 2]], InvalidInput, 1, None),
     ("row too long", [[1, 2, 3, 4]], InvalidInput, 0, None),
     ("row is a number", [[1, 2, 3], 4], InvalidInput, 1, None),
@@ -173,7 +170,7 @@ def test_bad_rows_are_refused_with_their_location(
     for booleans_possible in modes:
         with pytest.raises(error) as raised:
             features_from_rows(
-                rows_given, NAMES, max_rows=5, named_rows=True, booleans_possible=booleans_possible
+                rows_given, NAMES, named_rows=True, booleans_possible=booleans_possible
             )
         assert (raised.value.row, raised.value.field) == (row, field)
         if row is not None:
@@ -204,6 +201,41 @@ def test_bad_flat_data_is_refused_with_its_location(
     assert (raised.value.row, raised.value.field) == (row, field)
 
 
+@pytest.mark.parametrize("given", [{"a": 1}, "rows", 3, None], ids=repr)
+def test_rows_must_come_as_a_list(given: Any) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        row_list(given, "instances")
+    assert raised.value.field == "instances"
+    assert raised.value.message.startswith("instances must be a list of rows, got ")
+
+
+def test_typed_values_are_read_in_row_major_order() -> None:
+    values = np.array([0.1, -2.5, 3e38, 7, 8, 9], dtype=np.float32)
+    matrix = features_from_typed(values, 2, NAMES)
+    assert matrix.dtype == np.float32
+    assert matrix.tobytes() == values.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("values", "count", "row", "field"),
+    [
+        ([1, 2, 3, 4], 1, None, None),
+        ([1, 2, 3, 4, 5], 2, None, None),
+        ([1, 2, 3, 4, np.nan, 6], 2, 1, "b"),
+        ([1, 2, -np.inf], 1, 0, "c"),
+    ],
+    ids=["too many", "too few", "NaN", "-inf"],
+)
+def test_typed_values_of_another_size_or_not_finite_are_refused(
+    values: list[float], count: int, row: int | None, field: str | None
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        features_from_typed(np.asarray(values, dtype=np.float32), count, NAMES)
+    assert (raised.value.row, raised.value.field) == (row, field)
+    if row is None:
+        assert f"shape [{count}, 3] needs {count * 3}" in raised.value.message
+
+
 @pytest.mark.parametrize(
     ("count", "error"), [(0, InvalidInput), (6, PayloadTooLarge)], ids=["none", "over"]
 )
@@ -215,8 +247,8 @@ def test_row_count_is_between_one_and_the_limit(count: int, error: type[ServiceE
 
 
 def test_the_largest_float32_is_accepted_and_the_next_double_refused() -> None:
-    assert features_from_rows([[FLOAT32_MAX, -FLOAT32_MAX, 0]], NAMES, max_rows=1).tolist() == [
+    assert features_from_rows([[FLOAT32_MAX, -FLOAT32_MAX, 0]], NAMES).tolist() == [
         [FLOAT32_MAX, -FLOAT32_MAX, 0]
     ]
     with pytest.raises(InvalidInput):
-        features_from_rows([[np.nextafter(FLOAT32_MAX, np.inf), 0, 0]], NAMES, max_rows=1)
+        features_from_rows([[np.nextafter(FLOAT32_MAX, np.inf), 0, 0]], NAMES)

@@ -51,8 +51,10 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def requests_count(samples: Samples, route: str, status: str, method: str = "POST") -> float:
-    labels = {"method": method, "route": route, "status": status}
+def requests_count(
+    samples: Samples, route: str, status: str, method: str = "POST", protocol: str = "native"
+) -> float:
+    labels = {"protocol": protocol, "method": method, "route": route, "status": status}
     return value(samples, "multilabel_http_requests_total", **labels)
 
 
@@ -70,7 +72,7 @@ def test_a_prediction_moves_the_request_row_and_label_metrics(client: TestClient
 
     assert requests_count(after, "/predict", "200") - requests_count(before, "/predict", "200") == 1
     histogram = "multilabel_http_request_duration_seconds_count"
-    labels = {"method": "POST", "route": "/predict", "status": "200"}
+    labels = {"protocol": "native", "method": "POST", "route": "/predict", "status": "200"}
     assert value(after, histogram, **labels) - value(before, histogram, **labels) == 1
     rows = ("multilabel_predicted_rows_total", {"model": MODEL_NAME, "version": "1"})
     assert value(after, rows[0], **rows[1]) - value(before, rows[0], **rows[1]) == 2
@@ -91,27 +93,29 @@ def test_values_outside_the_training_range_are_counted(client: TestClient) -> No
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "route", "status"),
+    ("method", "path", "protocol", "route", "status"),
     [
-        ("GET", "/health", "/health", "200"),
-        ("GET", "/v2/models/multilabel/ready", "/v2/models/{name}/ready", "200"),
-        ("GET", "/v2/models/unknown/ready", "/v2/models/{name}/ready", "404"),
-        ("GET", "/v1/models/multilabel", "/v1/models/{name}", "200"),
-        ("POST", "/health", "/health", "405"),
-        ("GET", "/no/such/path/1234", "unmatched", "404"),
-        ("POST", "/predict", "/predict", "400"),
-        ("GET", "/predict", "/predict", "405"),
-        ("POST", "/v1/models/multilabel:predict", "/v1/models/{name}:predict", "400"),
+        ("GET", "/health", "native", "/health", "200"),
+        ("GET", "/v2/models/multilabel/ready", "v2", "/v2/models/{name}/ready", "200"),
+        ("GET", "/v2/models/unknown/ready", "v2", "/v2/models/{name}/ready", "404"),
+        ("GET", "/v1/models/multilabel", "tfserving", "/v1/models/{name}", "200"),
+        ("POST", "/health", "native", "/health", "405"),
+        ("GET", "/no/such/path/1234", "control", "unmatched", "404"),
+        ("GET", "/metadata", "control", "/metadata", "200"),
+        ("POST", "/predict", "native", "/predict", "400"),
+        ("GET", "/predict", "native", "/predict", "405"),
+        ("POST", "/v1/models/multilabel:predict", "tfserving", "/v1/models/{name}:predict", "400"),
         (
             "POST",
             "/v2/models/multilabel/versions/1/infer",
+            "v2",
             "/v2/models/{name}/versions/{version}/infer",
             "400",
         ),
     ],
 )
-def test_requests_are_counted_by_route_template_not_by_raw_path(
-    client: TestClient, method: str, path: str, route: str, status: str
+def test_requests_are_counted_by_protocol_and_route_template_not_by_raw_path(
+    client: TestClient, method: str, path: str, protocol: str, route: str, status: str
 ) -> None:
     before = scrape(client.get)
     response = client.request(
@@ -119,8 +123,8 @@ def test_requests_are_counted_by_route_template_not_by_raw_path(
     )
     assert str(response.status_code) == status
     after = scrape(client.get)
-    count = requests_count(after, route, status, method) - requests_count(
-        before, route, status, method
+    count = requests_count(after, route, status, method, protocol) - requests_count(
+        before, route, status, method, protocol
     )
     assert count == 1
     assert not any(path in dict(labels).values() for _, labels in after if path != route)

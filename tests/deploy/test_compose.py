@@ -81,11 +81,20 @@ def test_the_trainer_writes_where_the_api_reads(monkeypatch: pytest.MonkeyPatch)
 def test_the_api_publishes_its_port_on_the_loopback_interface_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """On the host port ``API_HOST_PORT`` names (compose's ``${VAR:-default}``), 8000 unset."""
+    """On the host ports ``API_HOST_PORT`` and ``GRPC_HOST_PORT`` name (compose's
+    ``${VAR:-default}``), 8000 and 8001 unset."""
     settings = settings_from_env(SERVICES["api"]["environment"], monkeypatch)
-    (published,) = SERVICES["api"]["ports"]
-    assert published == f"127.0.0.1:${{API_HOST_PORT:-{settings.port}}}:{settings.port}"
-    assert "API_HOST_PORT" in (COMPOSE_FILE.parent / "docs" / "deployment.md").read_text()
+    published = SERVICES["api"]["ports"]
+    assert published == [
+        f"127.0.0.1:${{{variable}:-{port}}}:{port}"
+        for variable, port in (
+            ("API_HOST_PORT", settings.port),
+            ("GRPC_HOST_PORT", settings.grpc_port),
+        )
+    ]
+    deployment = (COMPOSE_FILE.parent / "docs" / "deployment.md").read_text()
+    assert "API_HOST_PORT" in deployment
+    assert "GRPC_HOST_PORT" in deployment
 
 
 def test_the_api_uses_the_images_own_healthcheck() -> None:

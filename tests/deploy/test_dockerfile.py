@@ -157,12 +157,12 @@ def test_the_runtime_stage_runs_as_a_non_root_user() -> None:
     assert int(uid) >= 1000
 
 
-def test_the_runtime_stage_listens_on_all_interfaces_of_port_8000_only_in_the_container(
+def test_the_runtime_stage_listens_on_all_interfaces_of_ports_8000_and_8001_only_in_the_container(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = settings_from_env(RUNTIME.env(), monkeypatch)
-    assert (settings.host, settings.port) == ("0.0.0.0", 8000)
-    assert RUNTIME.arguments("EXPOSE") == ["8000"]
+    assert (settings.host, settings.port, settings.grpc_port) == ("0.0.0.0", 8000, 8001)
+    assert RUNTIME.arguments("EXPOSE") == ["8000 8001"]
     assert Settings.model_fields["host"].default == "127.0.0.1"  # outside the container
 
 

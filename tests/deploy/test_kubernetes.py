@@ -53,8 +53,14 @@ def test_the_configmap_holds_valid_settings(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_container_port_is_the_configured_port(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_from(OBJECTS["ConfigMap"]["data"], monkeypatch)
     assert CONTAINER["ports"] == [
-        {"name": "http", "containerPort": settings.port, "protocol": "TCP"}
+        {"name": "http", "containerPort": settings.port, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": settings.grpc_port, "protocol": "TCP"},
     ]
+    assert CONTAINER["startupProbe"]["grpc"]["port"] == settings.grpc_port
+    service_ports = {
+        port["name"]: port["targetPort"] for port in OBJECTS["Service"]["spec"]["ports"]
+    }
+    assert service_ports == {"http": "http", "grpc": "grpc"}
 
 
 @pytest.mark.parametrize(

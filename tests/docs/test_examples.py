@@ -2,7 +2,8 @@
 
 In the pages listed below, each ```console block holds commands (``$ ...``, continued over
 lines while a quote is open) against ``127.0.0.1:8000``, each followed by its output; each
-```python block that a ```text block follows is a program and what it prints. The test runs
+```python block that a ```text block follows is a program and what it prints (gRPC programs
+call ``127.0.0.1:8001``). The test runs
 them all against one real server on the committed default model (``models/``) and compares.
 ``.venv/bin/python -m tests.docs.test_examples`` rewrites the outputs in those pages from the
 same runs (after the model, or the service, changed what it answers).
@@ -21,12 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import MODEL_NAME, REPO_ROOT, ServerProcess, running_server
+from tests.support import MODEL_NAME, REPO_ROOT, ServerProcess, free_port, running_server
 
 # The pages whose examples are runs of the default model (the others show commands only, or
 # set-ups these runs cannot make: API keys, other model repositories, containers).
-CHECKED_PAGES = ["README.md", "docs/api.md", "docs/protocols.md"]
+CHECKED_PAGES = ["README.md", "docs/api.md", "docs/protocols.md", "docs/grpc.md"]
 DOCUMENTED_ADDRESS = "127.0.0.1:8000"
+DOCUMENTED_GRPC_ADDRESS = "127.0.0.1:8001"
 COMMAND_TIMEOUT_SECONDS = 60
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
 
@@ -47,9 +49,10 @@ class Example:
         first = self.code.strip().splitlines()[0]
         return f"{self.page}: {first[:80]}"
 
-    def run(self, base_url: str) -> str:
-        address = base_url.removeprefix("http://")
-        code = self.code.replace(DOCUMENTED_ADDRESS, address)
+    def run(self, server: DocumentedServer) -> str:
+        code = self.code.replace(DOCUMENTED_ADDRESS, server.address).replace(
+            DOCUMENTED_GRPC_ADDRESS, server.grpc_address
+        )
         command = (
             ["bash", "-c", code] if self.language == "console" else [sys.executable, "-c", code]
         )
@@ -122,21 +125,39 @@ def _complete(command: str) -> bool:
 ALL_EXAMPLES = [example for page in CHECKED_PAGES for example in examples(page)]
 
 
+@dataclass
+class DocumentedServer:
+    """The server the examples run against: its HTTP and gRPC addresses."""
+
+    process: ServerProcess
+    grpc_port: int
+
+    @property
+    def address(self) -> str:
+        return self.process.base_url.removeprefix("http://")
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
 @contextmanager
-def default_model_server(log_path: Path) -> Iterator[ServerProcess]:
+def default_model_server(log_path: Path) -> Iterator[DocumentedServer]:
     """``python -m app`` on the committed default model, with the default settings."""
+    grpc_port = free_port()
     env = {
         "MULTILABEL_MODEL_DIR": str(REPO_ROOT / "models"),
         "MULTILABEL_MODEL_NAME": MODEL_NAME,
         "MULTILABEL_POLL_INTERVAL": "0",
         "MULTILABEL_LOG_LEVEL": "warning",
+        "MULTILABEL_GRPC_PORT": str(grpc_port),
     }
     with running_server(env, log_path, ready_path="/health/ready") as server:
-        yield server
+        yield DocumentedServer(server, grpc_port)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentedServer]:
     with default_model_server(tmp_path_factory.mktemp("examples") / "server.log") as process:
         yield process
 
@@ -145,20 +166,21 @@ def test_the_pages_show_examples_of_every_protocol() -> None:
     commands = " ".join(example.code for example in ALL_EXAMPLES)
     for path in ("/predict", "/v2/models/multilabel/infer", "/v1/models/multilabel:predict"):
         assert path in commands
+    assert DOCUMENTED_GRPC_ADDRESS in commands  # the Open Inference Protocol over gRPC
     readme = [example for example in ALL_EXAMPLES if example.page == "README.md"]
     assert len(readme) >= 3
 
 
 @pytest.mark.parametrize("example", ALL_EXAMPLES, ids=[e.name for e in ALL_EXAMPLES])
 def test_each_example_shows_what_the_default_model_answers(
-    server: ServerProcess, example: Example
+    server: DocumentedServer, example: Example
 ) -> None:
     if example.language == "console":
         assert DOCUMENTED_ADDRESS in example.code, "a command these runs cannot check"
-    assert example.run(server.base_url) == example.output
+    assert example.run(server) == example.output
 
 
-def rewrite_outputs(base_url: str) -> list[str]:
+def rewrite_outputs(server: DocumentedServer) -> list[str]:
     """Write each example's real output into its page; the pages that changed."""
     changed = []
     for page in CHECKED_PAGES:
@@ -168,7 +190,7 @@ def rewrite_outputs(base_url: str) -> list[str]:
         for example in reversed(examples(page)):
             text = (
                 text[: example.start]
-                + _with_newline(example.run(base_url), example)
+                + _with_newline(example.run(server), example)
                 + text[example.end :]
             )
         if text != path.read_text():
@@ -191,5 +213,5 @@ if __name__ == "__main__":
         tempfile.TemporaryDirectory() as scratch,
         default_model_server(Path(scratch) / "server.log") as running,
     ):
-        for name in rewrite_outputs(running.base_url):
+        for name in rewrite_outputs(running):
             print(f"rewrote {name}")

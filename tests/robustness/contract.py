@@ -1,10 +1,10 @@
 """What every response must honour, whatever the request: the checks shared by robustness tests.
 
-A request gets a 2xx, or a 4xx whose body is the error document of the protocol that served
-it (native and control plane: ``{"error": {"code", "message", "row", "field"}}``; V2 and TF
-Serving: ``{"error": "<message>"}``). Which protocol serves a path is the router's decision,
-made here by the same routes the service serves. Never a 5xx (503 aside where a test allows
-it), and no body ever carries a stack trace or a path of the server's file system.
+A request gets a 2xx, or a 4xx whose body is the error envelope of the protocol that served
+it (``Codec.error_model``; the control plane answers in the native one). Which protocol serves
+a path is the router's decision, made here by the same routes the service serves. Never a 5xx
+(503 aside where a test allows it), and no body ever carries a stack trace or a path of the
+server's file system.
 """
 
 from __future__ import annotations
@@ -18,25 +18,36 @@ import httpx
 import orjson
 from starlette.routing import Match
 
-from app.codecs import CODECS
+from app.codecs import CODECS, native
+from app.codecs.base import Codec
 from app.codecs.endpoint import routes
+from app.errors import InvalidInput
 from tests.support import REPO_ROOT
 
 # Markers of leaked internals: Python tracebacks and paths on the server's disk.
 _INTERNALS = ("Traceback (most recent call last)", 'File "', "site-packages", str(REPO_ROOT))
-# The protocols whose errors are {"error": "<message>"}; the others use the native object.
-MESSAGE_ENVELOPES = frozenset({"v2", "tfserving"})
-_ROUTES = [(codec.name, route) for codec in CODECS for route in routes([codec])]
+_ROUTES = [(codec, route) for codec in CODECS for route in routes([codec])]
+# The protocols that answer every mistake of the client's with 400, where the native API tells
+# apart 422 (a well-formed request with wrong values): as their codecs render it.
+MESSAGE_ENVELOPES = frozenset(
+    codec.name for codec in CODECS if codec.render_error(InvalidInput("?")).status == 400
+)
+
+
+def codec_of(path: str) -> Codec | None:
+    """The codec whose route the service matches for ``path``; None for the control plane."""
+    scope = {"type": "http", "method": "GET", "path": unquote(urlsplit(path).path)}
+    for codec, route in _ROUTES:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            return codec
+    return None
 
 
 def protocol_of(path: str) -> str:
-    """The codec whose route the service matches for ``path``, or ``control``."""
-    scope = {"type": "http", "method": "GET", "path": unquote(urlsplit(path).path)}
-    for name, route in _ROUTES:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            return name
-    return "control"
+    """The name of the codec serving ``path``, or ``control``."""
+    codec = codec_of(path)
+    return "control" if codec is None else codec.name
 
 
 def assert_no_internals(response: httpx.Response, *private_paths: Path) -> None:
@@ -46,20 +57,16 @@ def assert_no_internals(response: httpx.Response, *private_paths: Path) -> None:
 
 
 def assert_error_envelope(path: str, response: httpx.Response) -> Any:
-    """The error document of the protocol serving ``path``; returns the decoded body."""
+    """The error envelope of the protocol serving ``path``, exactly; returns the decoded body."""
     assert response.headers["content-type"].startswith("application/json"), _describe(response)
     body = orjson.loads(response.content)
-    if protocol_of(path) in MESSAGE_ENVELOPES:
-        assert set(body) == {"error"}, _describe(response)
-        assert isinstance(body["error"], str), _describe(response)
-        assert body["error"], _describe(response)
-    else:
-        error = body["error"]
-        assert set(error) == {"code", "message", "row", "field"}, _describe(response)
-        assert isinstance(error["code"], str), _describe(response)
-        assert isinstance(error["message"], str), _describe(response)
-        assert error["row"] is None or isinstance(error["row"], int), _describe(response)
-        assert error["field"] is None or isinstance(error["field"], str), _describe(response)
+    codec = codec_of(path) or native.CODEC  # the control plane answers in the native envelope
+    try:
+        envelope = codec.error_model.model_validate(body)
+    except ValueError as error:
+        raise AssertionError(f"{error}: {_describe(response)}") from error
+    assert envelope.model_dump(mode="json") == body, _describe(response)
+    assert envelope.message, _describe(response)
     return body
 
 

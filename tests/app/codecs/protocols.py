@@ -1,5 +1,6 @@
-"""What the tests of the codecs share: apps on a given repository, and the native API's answers
-as arrays (the reference every other protocol must match)."""
+"""What the tests of the codecs share: apps on a given repository, the native API's answers as
+arrays (the reference every other protocol must match), and what a table-driven test needs of
+any codec, read from the codec itself (a valid request, a path to send it to, its errors)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi.testclient import TestClient
 
+from app.codecs.base import Codec, Operation
 from app.config import Settings
 from app.main import create_app
 from tests.robustness.versions import copy_version
@@ -61,3 +64,33 @@ def assert_message_error(response: Any, status: int, fragment: str) -> None:
     assert list(error) == ["error"]
     assert isinstance(error["error"], str)
     assert fragment in error["error"]
+
+
+PATH_VALUES = {"model": MODEL_NAME, "version": "1"}  # what the served model's paths name
+
+
+def filled(codec: Codec, template: str) -> str:
+    """A path template of ``codec`` addressed to the served model (and its version 1)."""
+    for name, parameter in codec.path_parameters.items():
+        template = template.replace(f"{{{name}}}", PATH_VALUES[parameter.names])
+    return template
+
+
+def inference_operation(codec: Codec) -> Operation | None:
+    """The codec's first operation that reads a request body (its inference), if any."""
+    return next((operation for operation in codec.operations if operation.reads_body), None)
+
+
+def valid_body(operation: Operation) -> bytes:
+    """The first example of the operation's request schema: a request the served model answers."""
+    assert operation.request_model is not None
+    examples = operation.request_model.model_json_schema()["examples"]
+    return orjson.dumps(examples[0])
+
+
+def error_message(codec: Codec, body: bytes) -> str:
+    """The message of an error body, which must be exactly the codec's error envelope."""
+    document = orjson.loads(body)
+    envelope = codec.error_model.model_validate(document)
+    assert envelope.model_dump(mode="json") == document, document
+    return envelope.message

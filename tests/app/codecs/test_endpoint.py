@@ -1,9 +1,11 @@
 """The HTTP behaviour every codec shares (``app.codecs.endpoint``): methods, media types, body
-limits and deadlines, clients that go away and bugs, each answered in the codec's own envelope.
+limits and deadlines, unknown models, probes, clients that go away and bugs, each answered in
+the codec's own envelope.
 
-Body delivery is driven over ASGI message by message (``tests.app.codecs.asgi``), as a server
-hands it over; the rest goes through the test client. What each protocol refuses in a body
-is in ``test_strictness.py``.
+The tables are read from the codecs themselves (``tests.app.codecs.protocols``): a codec added
+to ``app.codecs.CODECS`` is covered here with no edit. Body delivery is driven over ASGI
+message by message (``tests.app.codecs.asgi``), as a server hands it over; the rest goes
+through the test client. What each protocol refuses in a body is in ``test_strictness.py``.
 """
 
 from __future__ import annotations
@@ -14,58 +16,29 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import Router
 
-from app.codecs import CODECS
+from app.codecs import CODECS, probe_paths
 from app.codecs.base import Call, Codec, Operation, Reply
 from app.codecs.endpoint import routes
 from app.config import Settings
 from app.main import create_app
 from tests.app.codecs.asgi import body_messages, exchange, started
-from tests.support import MODEL_NAME, REFERENCE_INPUTS
+from tests.app.codecs.protocols import error_message, filled, inference_operation, valid_body
+from tests.support import MODEL_NAME
 
 MAX_BODY_BYTES = 2048
 BODY_TIMEOUT = 0.2
-MESSAGE_ENVELOPE = {"native": False, "v2": True, "tfserving": True}
-INFERENCE_PATHS = {
-    "native": "/predict",
-    "v2": f"/v2/models/{MODEL_NAME}/infer",
-    "tfserving": f"/v1/models/{MODEL_NAME}:predict",
-}
-VALID_BODIES = {
-    "native": orjson.dumps({"instances": REFERENCE_INPUTS}),
-    "v2": orjson.dumps(
-        {
-            "inputs": [
-                {"name": "features", "shape": [2, 10], "datatype": "FP32", "data": REFERENCE_INPUTS}
-            ]
-        }
-    ),
-    "tfserving": orjson.dumps({"instances": REFERENCE_INPUTS}),
-}
 JSON = [("content-type", "application/json")]
-
-
-def filled(template: str) -> str:
-    return template.replace("{name}", MODEL_NAME).replace("{version}", "1")
-
-
-def assert_envelope(codec: str, body: bytes, status: int) -> str:
-    """The codec's own error shape; returns the message."""
-    document = orjson.loads(body)
-    if MESSAGE_ENVELOPE[codec]:
-        assert list(document) == ["error"], document
-        assert isinstance(document["error"], str)
-        return str(document["error"])
-    error = document["error"]
-    assert set(error) == {"code", "message", "row", "field"}, document
-    assert status != 500 or error["code"] == "internal_error"
-    return str(error["message"])
-
-
+# Each codec's inference: the operation, its path addressed to the served model, and a body
+# the model answers.
+INFERENCE = [
+    pytest.param(codec, operation, filled(codec, operation.path), id=codec.name)
+    for codec in CODECS
+    if (operation := inference_operation(codec)) is not None
+]
 PATHS = sorted(
     {
         (codec.name, operation.path): sorted(
@@ -75,6 +48,7 @@ PATHS = sorted(
         for operation in codec.operations
     }.items()
 )
+BY_NAME = {codec.name: codec for codec in CODECS}
 
 
 @pytest.mark.parametrize(
@@ -83,13 +57,45 @@ PATHS = sorted(
 def test_a_method_not_served_gets_405_with_allow_in_the_codecs_envelope(
     client: TestClient, codec_and_path: tuple[str, str], methods: list[str]
 ) -> None:
-    codec, template = codec_and_path
-    response = client.request("PUT", filled(template), content=b"{}", headers=dict(JSON))
+    codec = BY_NAME[codec_and_path[0]]
+    path = filled(codec, codec_and_path[1])
+    response = client.request("PUT", path, content=b"{}", headers=dict(JSON))
     assert response.status_code == 405, response.text
     assert response.headers["allow"] == ", ".join(methods)
-    message = assert_envelope(codec, response.content, 405)
-    assert "PUT" in message
+    assert "PUT" in error_message(codec, response.content)
     assert response.headers["x-request-id"]
+
+
+@pytest.fixture(scope="module")
+def secured_client(trained_repository: Path) -> Any:
+    settings = Settings(
+        model_dir=trained_repository, model_name=MODEL_NAME, poll_interval=0, api_keys="k"
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=[codec.name for codec in CODECS])
+def test_every_probe_answers_without_a_key_and_the_edge_knows_it(
+    secured_client: TestClient, codec: Codec
+) -> None:
+    for path in codec.probe_paths:
+        assert secured_client.get(filled(codec, path)).status_code == 200, path
+        assert path.encode() in probe_paths()
+
+
+@pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
+def test_inference_needs_the_key_when_keys_are_configured(
+    secured_client: TestClient, codec: Codec, operation: Operation, path: str
+) -> None:
+    body = valid_body(operation)
+    refused = secured_client.post(path, content=body, headers=dict(JSON))
+    assert refused.status_code == 401
+    assert error_message(codec, refused.content)
+    answered = secured_client.post(
+        path, content=body, headers={**dict(JSON), "authorization": "Bearer k"}
+    )
+    assert answered.status_code == 200, answered.text
 
 
 @pytest.fixture
@@ -112,73 +118,88 @@ def run(app: Any, method: str, path: str, headers: Any, messages: Any, **options
     return asyncio.run(scenario())
 
 
-CODEC_NAMES = list(INFERENCE_PATHS)
-
-
-@pytest.mark.parametrize("codec", CODEC_NAMES)
-def test_a_body_in_several_chunks_is_read_whole(app: Any, codec: str) -> None:
-    body = VALID_BODIES[codec]
+@pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
+def test_a_body_in_several_chunks_is_read_whole(
+    app: Any, codec: Codec, operation: Operation, path: str
+) -> None:
+    body = valid_body(operation)
     chunks = [body[i : i + 50] for i in range(0, len(body), 50)]
-    sent = run(app, "POST", INFERENCE_PATHS[codec], JSON, body_messages(*chunks))
+    sent = run(app, "POST", path, JSON, body_messages(*chunks))
     assert sent.status == 200, sent.body
     assert sent.receives == len(chunks)
 
 
-@pytest.mark.parametrize("codec", CODEC_NAMES)
-def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(app: Any, codec: str) -> None:
+@pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(
+    app: Any, codec: Codec, operation: Operation, path: str
+) -> None:
     headers = [*JSON, ("content-length", str(10**9))]
-    sent = run(app, "POST", INFERENCE_PATHS[codec], headers, body_messages(b"{"))
+    sent = run(app, "POST", path, headers, body_messages(b"{"))
     assert sent.status == 413
     assert sent.receives == 0
     assert sent.headers["connection"] == "close"
-    assert "exceeds the limit of 2048 bytes" in assert_envelope(codec, sent.body, 413)
+    assert "exceeds the limit of 2048 bytes" in error_message(codec, sent.body)
 
 
-@pytest.mark.parametrize("codec", CODEC_NAMES)
+@pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
 def test_a_streamed_body_over_the_limit_is_refused_as_soon_as_it_passes_it(
-    app: Any, codec: str
+    app: Any, codec: Codec, operation: Operation, path: str
 ) -> None:
     chunks = [b"[" * 1000] * 50  # no content-length: a chunked body
-    sent = run(app, "POST", INFERENCE_PATHS[codec], JSON, body_messages(*chunks))
+    sent = run(app, "POST", path, JSON, body_messages(*chunks))
     assert sent.status == 413
     assert sent.receives == 3  # 3000 bytes passed the limit of 2048: nothing more was read
     assert sent.headers["connection"] == "close"
-    assert_envelope(codec, sent.body, 413)
+    assert "exceeds the limit" in error_message(codec, sent.body)
 
 
-@pytest.mark.parametrize("codec", CODEC_NAMES)
-def test_the_media_type_is_checked_before_the_body_is_read(app: Any, codec: str) -> None:
+@pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
+def test_the_media_type_is_checked_before_the_body_is_read(
+    app: Any, codec: Codec, operation: Operation, path: str
+) -> None:
     headers = [("content-type", "text/csv"), ("content-length", str(10**9))]
-    sent = run(app, "POST", INFERENCE_PATHS[codec], headers, body_messages(b"a,b"))
+    sent = run(app, "POST", path, headers, body_messages(b"a,b"))
     assert sent.status == 415
     assert sent.receives == 0
-    assert "text/csv" in assert_envelope(codec, sent.body, 415)
+    assert "text/csv" in error_message(codec, sent.body)
 
 
-@pytest.mark.parametrize("codec", CODEC_NAMES)
-def test_a_body_that_stops_arriving_gets_408_and_the_connection_closed(
-    app: Any, codec: str
+@pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
+def test_a_model_no_one_serves_is_refused_before_the_body_is_read(
+    app: Any, codec: Codec, operation: Operation, path: str
 ) -> None:
-    first_chunk = {"type": "http.request", "body": VALID_BODIES[codec][:10], "more_body": True}
-    sent = run(app, "POST", INFERENCE_PATHS[codec], JSON, [first_chunk], then_wait=True)
+    """Where the path names the model; a path that names none serves the one model."""
+    models = [f"{{{name}}}" for name, p in codec.path_parameters.items() if p.names == "model"]
+    names_a_model = any(parameter in operation.path for parameter in models)
+    other = path.replace(MODEL_NAME, "other", 1) if names_a_model else path
+    headers = [*JSON, ("content-length", str(10**9))]
+    sent = run(app, "POST", other, headers, body_messages(b"{"))
+    if not names_a_model:
+        assert sent.status == 413  # the served model's own limits apply: nothing to look up
+        return
+    assert sent.status == 404
+    assert sent.receives == 0
+    assert "'other'" in error_message(codec, sent.body)
+
+
+@pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
+def test_a_body_that_stops_arriving_gets_408_and_the_connection_closed(
+    app: Any, codec: Codec, operation: Operation, path: str
+) -> None:
+    first_chunk = {"type": "http.request", "body": valid_body(operation)[:10], "more_body": True}
+    sent = run(app, "POST", path, JSON, [first_chunk], then_wait=True)
     assert sent.status == 408
     assert sent.headers["connection"] == "close"
-    assert "did not arrive within 0.2 s" in assert_envelope(codec, sent.body, 408)
+    assert "did not arrive within 0.2 s" in error_message(codec, sent.body)
 
 
-@pytest.mark.parametrize("codec", CODEC_NAMES)
+@pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
 def test_a_client_that_goes_away_gets_no_answer_and_one_info_line(
-    app: Any, codec: str, caplog: pytest.LogCaptureFixture
+    app: Any, codec: Codec, operation: Operation, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    body = VALID_BODIES[codec]
+    first_chunk = {"type": "http.request", "body": valid_body(operation)[:10], "more_body": True}
     with caplog.at_level(logging.INFO):
-        sent = run(
-            app,
-            "POST",
-            INFERENCE_PATHS[codec],
-            JSON,
-            [{"type": "http.request", "body": body[:10], "more_body": True}],
-        )
+        sent = run(app, "POST", path, JSON, [first_chunk])
     assert sent.messages == []
     access = [r for r in caplog.records if r.name == "app.access"]
     assert [(r.levelno, r.fields["status"]) for r in access] == [(logging.INFO, 499)]  # type: ignore[attr-defined]
@@ -204,8 +225,7 @@ def test_a_bug_in_a_handler_is_logged_once_and_answered_500_in_the_codecs_envelo
     with caplog.at_level(logging.INFO):
         sent = asyncio.run(scenario())
     assert sent.status == 500
-    message = assert_envelope(codec.name, sent.body, 500)
-    assert message == "internal server error"
+    assert error_message(codec, sent.body) == "internal server error"
     assert "a bug" not in sent.body.decode()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.codecs.native import render_rows
-from app.dataplane import InferenceRequest, InferenceResult
+from app.dataplane import InferenceResult
 from app.inference import SMALL_BATCH_ROWS, Model, OutOfRange, load_model
 from tests.app.codecs.protocols import LABELS
 from tests.support import REFERENCE_INPUTS
@@ -209,23 +209,19 @@ def rows_within_training_ranges(model: Model, count: int, seed: int) -> np.ndarr
 
 def result_of(
     model: Model,
-    features: np.ndarray,
     probabilities: np.ndarray,
     thresholds: np.ndarray,
     warnings: OutOfRange,
 ) -> InferenceResult:
-    request = InferenceRequest(model=model, features=features, thresholds=thresholds)
-    return InferenceResult(request, probabilities, probabilities >= thresholds, warnings)
+    return InferenceResult(model, probabilities, probabilities >= thresholds, thresholds, warnings)
 
 
 def one_row(result: InferenceResult, row: int) -> InferenceResult:
     """The result of the same request for one of its rows alone."""
-    request = result.request
     return result_of(
         result.model,
-        request.features[row : row + 1],
         result.probabilities[row : row + 1],
-        request.thresholds,
+        result.thresholds,
         result.out_of_range.in_rows(np.array([row])),
     )
 
@@ -263,7 +259,7 @@ def as_dicts(result: InferenceResult) -> bytes:
         )
     document = {
         "model": {"name": model.name, "version": model.version},
-        "thresholds": dict(zip(labels, result.request.thresholds, strict=True)),
+        "thresholds": dict(zip(labels, result.thresholds, strict=True)),
         "predictions": rows,
     }
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -274,7 +270,7 @@ def assert_rendered_as_rows_one_by_one(result: InferenceResult) -> None:
     as a one-row answer writes it."""
     whole = render_rows(result)
     assert whole == as_dicts(result)
-    singles = [render_rows(one_row(result, row)) for row in range(result.request.rows)]
+    singles = [render_rows(one_row(result, row)) for row in range(result.rows)]
     head = singles[0][: singles[0].index(b'"predictions":[') + len(b'"predictions":[')]
     rows = [single[len(head) : -2] for single in singles]
     assert whole == head + b",".join(rows) + b"]}"
@@ -292,9 +288,7 @@ def test_fragments_give_the_bytes_of_the_dict_renderer(
     warnings = model.out_of_range(features)
     assert len(warnings) == min(outside, count)
     prediction = model.predict(features)
-    result = result_of(
-        model, features, prediction.probabilities, model.default_thresholds, warnings
-    )
+    result = result_of(model, prediction.probabilities, model.default_thresholds, warnings)
     assert_rendered_as_rows_one_by_one(result)
 
 
@@ -305,7 +299,6 @@ def test_awkward_probabilities_and_thresholds_render_alike(
     rng = np.random.default_rng(3)
     probabilities = rng.choice(AWKWARD_PROBABILITIES, size=(2000, 3)).astype(np.float32)
     probabilities[::5] = rng.random((400, 3))
-    features = np.zeros((2000, 10), dtype=np.float32)
     warnings = OutOfRange(
         rows=np.array([0, 7, 7, 1999]),
         columns=np.array([3, 3, 5, 3]),
@@ -313,15 +306,14 @@ def test_awkward_probabilities_and_thresholds_render_alike(
     )
     used = np.asarray(thresholds, dtype=np.float32)
     for given in (OutOfRange.none(), warnings):
-        assert_rendered_as_rows_one_by_one(result_of(model, features, probabilities, used, given))
+        assert_rendered_as_rows_one_by_one(result_of(model, probabilities, used, given))
 
 
 def test_every_label_combination_gets_its_own_ending(model: Model) -> None:
     combinations = np.array([[(code >> bit) & 1 for bit in range(3)] for code in range(8)])
     probabilities = np.repeat(combinations * 0.9 + 0.05, 4, axis=0).astype(np.float32)
-    features = np.zeros((len(probabilities), 10), dtype=np.float32)
     thresholds = np.full(3, 0.5, dtype=np.float32)
-    result = result_of(model, features, probabilities, thresholds, OutOfRange.none())
+    result = result_of(model, probabilities, thresholds, OutOfRange.none())
     document = orjson.loads(render_rows(result))
     vectors = [row["vector"] for row in document["predictions"]]
     assert vectors == np.repeat(combinations, 4, axis=0).tolist()

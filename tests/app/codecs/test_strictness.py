@@ -16,15 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import orjson
 import pytest
 import tritonclient.http as triton
 from fastapi.testclient import TestClient
 
+from app.codecs import native, tfserving, v2
+from app.codecs.base import Codec, MessageError
+from app.codecs.grpc import SERVICE, STATUS_CODES
+from app.codecs.oip_grpc import open_inference_grpc_pb2 as messages
 from app.config import Settings
 from app.main import create_app
-from tests.support import MODEL_NAME, REFERENCE_INPUTS, REPO_ROOT
+from tests.app.codecs.protocols import error_message, filled, inference_operation
+from tests.support import MODEL_NAME, REFERENCE_INPUTS, REPO_ROOT, free_port
 
 MAX_ROWS = 100  # the test app's MULTILABEL_MAX_ROWS: small, so that "too many" stays small
 MAX_BODY_BYTES = 65_536  # its MULTILABEL_MAX_BODY_BYTES
@@ -34,9 +40,6 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 MARK = 123456789  # a value that a raw JSON literal (NaN, 1e309...) replaces in the body text
 JSON = {"content-type": "application/json"}
 HEADER_LENGTH = "Inference-Header-Content-Length"
-PREDICT = "/predict"
-INFER = f"/v2/models/{MODEL_NAME}/infer"
-TF_PREDICT = f"/v1/models/{MODEL_NAME}:predict"
 
 
 @dataclass(frozen=True)
@@ -75,22 +78,37 @@ class Case:
     v2_json: Cell
     v2_binary: Cell
     tfserving: Cell
+    grpc: Cell
 
 
 @dataclass(frozen=True)
 class Protocol:
     attribute: str  # the Case field holding its cells
     title: str  # the table's column
-    path: str
-    message_envelope: bool  # {"error": "<message>"} rather than the native error object
+    codec: Codec | None  # whose inference operation serves the cells (None: gRPC's ModelInfer)
+
+    @property
+    def path(self) -> str:
+        if self.codec is None:
+            return f"/{SERVICE}/ModelInfer"
+        operation = inference_operation(self.codec)
+        assert operation is not None
+        return filled(self.codec, operation.path)
+
+    @property
+    def message_envelope(self) -> bool:
+        """Whether errors are one message, rather than an object with their row and field."""
+        return self.codec is None or self.codec.error_model is MessageError
 
 
 PROTOCOLS = [
-    Protocol("native", "native `POST /predict`", PREDICT, message_envelope=False),
-    Protocol("v2_json", "V2 JSON `POST …/infer`", INFER, message_envelope=True),
-    Protocol("v2_binary", "V2 binary tensors `POST …/infer`", INFER, message_envelope=True),
-    Protocol("tfserving", "TF Serving `POST …:predict`", TF_PREDICT, message_envelope=True),
+    Protocol("native", "native `POST /predict`", native.CODEC),
+    Protocol("v2_json", "V2 JSON `POST …/infer`", v2.CODEC),
+    Protocol("v2_binary", "V2 binary tensors `POST …/infer`", v2.CODEC),
+    Protocol("tfserving", "TF Serving `POST …:predict`", tfserving.CODEC),
+    Protocol("grpc", "gRPC `ModelInfer`", None),
 ]
+PREDICT, INFER, _, TF_PREDICT, _ = (protocol.path for protocol in PROTOCOLS)
 
 
 def with_value(index: int, value: Any, row: list[Any] = ROW) -> list[Any]:
@@ -165,6 +183,43 @@ def raw_binary(wire: str, status: int, header: bytes, data: bytes, **verdict: An
     return Wire(wire, header + data, status, headers={HEADER_LENGTH: declared}, **verdict)
 
 
+def grpc_body(
+    rows: Any = None,
+    *,
+    raw: bool = False,
+    datatype: str = "FP32",
+    values: Any = None,
+    shape: Any = None,
+    **fields: Any,
+) -> bytes:
+    """A ModelInfer request: ``rows`` as float32 in ``fp32_contents`` (or raw), or ``values``
+    of ``datatype`` in its own contents field, with ``shape`` (the rows' by default)."""
+    matrix = np.asarray([ROW] if rows is None else rows, dtype=np.float32)
+    tensor = messages.ModelInferRequest.InferInputTensor(
+        name=fields.pop("name", "features"),
+        datatype=datatype,
+        shape=list(matrix.shape) if shape is None else shape,
+    )
+    request = messages.ModelInferRequest(model_name=fields.pop("model_name", MODEL_NAME), **fields)
+    if raw:
+        request.raw_input_contents.append(matrix.tobytes())
+    else:
+        contents = {"FP32": "fp32_contents", "FP64": "fp64_contents"}.get(datatype, "int_contents")
+        flat = matrix.ravel().tolist() if values is None else values
+        getattr(tensor.contents, contents).extend(flat)
+    request.inputs.append(tensor)
+    return request.SerializeToString()
+
+
+def grpc_parameters(**parameters: Any) -> dict[str, messages.InferParameter]:
+    """Request parameters, each in the field its Python type says (a JSON value's kind)."""
+    fields = {bool: "bool_param", int: "int64_param", float: "double_param", str: "string_param"}
+    return {
+        name.replace("__", "."): messages.InferParameter(**{fields[type(value)]: value})
+        for name, value in parameters.items()
+    }
+
+
 def rows_filled(count: int) -> list[list[int]]:
     return [ROW] * count
 
@@ -188,12 +243,25 @@ def padded_binary() -> Wire:
 BINARY_HEADER, _ = triton_body(float32([ROW]))
 HEADER_ONLY = BINARY_HEADER[: -4 * len(ROW)]  # the JSON header of a one-row binary request
 ROW_BYTES = float32([ROW]).tobytes()
+UNKNOWN_FIELD = b"\x98\x06\x01"  # field number 99, a varint 1: in no ModelInferRequest
+_REQUEST = messages.ModelInferRequest.FromString(grpc_body())
+TWO_INPUTS = messages.ModelInferRequest(
+    model_name=MODEL_NAME, inputs=[_REQUEST.inputs[0]] * 2
+).SerializeToString()
+BOTH_CONTENTS = messages.ModelInferRequest(
+    model_name=MODEL_NAME, inputs=_REQUEST.inputs, raw_input_contents=[ROW_BYTES]
+).SerializeToString()
 NO_DATATYPE_HERE = NotOnWire("JSON numbers carry no datatype")
 NO_THRESHOLD = NotOnWire("TF Serving's API has no threshold: signatures use the model's")
 NO_BINARY_VALUES = NotOnWire("FP32 bytes hold numbers only")
 NOT_BINARY = NotOnWire("no binary tensor data on this protocol")
 NO_MODEL_IN_PATH = NotOnWire("`/predict` names no model: it serves the one model")
 SAME_AS_JSON_HEADER = NotOnWire("the JSON header is V2 JSON's: see that column")
+TYPED_VALUES = NotOnWire("`fp32_contents` holds float32 numbers only")
+POSITIONAL = NotOnWire("tensor values are positional")
+NO_JSON = NotOnWire("a protobuf message, not JSON")
+NO_HEADER_LENGTH = NotOnWire("no header length: gRPC frames each message itself")
+GRPC_CONTENT_TYPE = NotOnWire("gRPC's own `application/grpc`, checked by gRPC")
 
 
 def threshold_case(what: str, threshold: Any, shown: str, field_name: str = "threshold") -> Case:
@@ -220,7 +288,24 @@ def threshold_case(what: str, threshold: Any, shown: str, field_name: str = "thr
             field="parameters.threshold",
         ),
         tfserving=NO_THRESHOLD,
+        grpc=grpc_threshold(threshold, shown),
     )
+
+
+def grpc_threshold(threshold: Any, shown: str) -> Cell:
+    """The same threshold as request parameters: ``threshold``, or ``threshold.<label>``."""
+    if isinstance(threshold, list):
+        return NotOnWire("parameters are scalars")
+    given = (
+        {f"threshold__{k}": v for k, v in threshold.items()}
+        if isinstance(threshold, dict)
+        else {"threshold": threshold}
+    )
+    written = ", ".join(
+        f"`{name.replace('__', '.')}`: `{value!r}`" for name, value in given.items()
+    )
+    body = grpc_body(parameters=grpc_parameters(**given))
+    return Wire(f"parameter {written}", body, 400, field="parameters.threshold")
 
 
 def value_case(what: str, index: int, text: str, shown: str | None = None) -> Case:
@@ -245,6 +330,7 @@ def value_case(what: str, index: int, text: str, shown: str | None = None) -> Ca
         tfserving=Wire(
             f"`{shown}` in row 1", literal(tf_body(rows), text), 400, row=1, field=feature
         ),
+        grpc=TYPED_VALUES,
     )
 
 
@@ -252,11 +338,19 @@ def literal_case(what: str, text: str, binary_value: float | None) -> Case:
     """A JSON text that is not a JSON number (or not one a float64 holds): unreadable JSON."""
     rows = [ROW, with_value(0, MARK)]
     in_binary: Cell = NO_BINARY_VALUES
+    in_grpc: Cell = TYPED_VALUES
     if binary_value is not None:
         in_binary = binary(
             f"float32 {text} as x0 of row 1",
             400,
             float32([ROW, with_value(0, binary_value)]),
+            row=1,
+            field="x0",
+        )
+        in_grpc = Wire(
+            f"float32 {text} as x0 of row 1",
+            grpc_body([ROW, with_value(0, binary_value)]),
+            400,
             row=1,
             field="x0",
         )
@@ -271,6 +365,7 @@ def literal_case(what: str, text: str, binary_value: float | None) -> Case:
         v2_json=Wire(f"`{text}` in `data`", literal(v2_body(rows), text), 400),
         v2_binary=in_binary,
         tfserving=Wire(f"`{text}` in row 1", literal(tf_body(rows), text), 400),
+        grpc=in_grpc,
     )
 
 
@@ -284,16 +379,26 @@ def content_type_case(what: str, media_type: str | None, native: int, v2: int, t
         v2_json=Wire(shown, v2_body(), v2, headers=headers),
         v2_binary=binary(f"{shown}, binary body", v2, headers=headers),
         tfserving=Wire(shown, tf_body(), tf, headers=headers),
+        grpc=GRPC_CONTENT_TYPE,
     )
 
 
-def path_case(what: str, v2_path: str, tf_path: str, shown: str, status: int = 404) -> Case:
+def path_case(
+    what: str,
+    v2_path: str,
+    tf_path: str,
+    shown: str,
+    grpc_fields: dict[str, str],
+    status: int = 404,
+) -> Case:
+    grpc_shown = ", ".join(f'{name}: "{value}"' for name, value in grpc_fields.items())
     return Case(
         what,
         native=NO_MODEL_IN_PATH,
         v2_json=Wire(f"`{shown}`", v2_body(), status, path=v2_path),
         v2_binary=binary(f"`{shown}`", status, path=v2_path),
         tfserving=Wire(f"`{shown}`", tf_body(), status, path=tf_path),
+        grpc=Wire(f"`{grpc_shown}`", grpc_body(**grpc_fields), status),
     )
 
 
@@ -306,6 +411,7 @@ CASES: list[Case] = [
         v2_json=Wire("FP32 `[1, 10]`, flat `data`", v2_body(), 200),
         v2_binary=binary("FP32 `[1, 10]`, 40 bytes", 200),
         tfserving=Wire('`{"instances": [[3, 3, 6, …]]}`', tf_body(), 200),
+        grpc=Wire("FP32 `[1, 10]`, 10 values in `fp32_contents`", grpc_body(), 200),
     ),
     value_case("a value is a boolean", 7, "true"),
     value_case("a value is a string", 3, '"7"'),
@@ -335,6 +441,7 @@ CASES: list[Case] = [
         tfserving=Wire(
             "`[[3], [3], [6], …]`", tf_body([[[value] for value in ROW]]), 400, row=0, field="x0"
         ),
+        grpc=TYPED_VALUES,
     ),
     value_case("a number beyond float32", 6, "1e39"),
     value_case("an integer beyond float32", 8, "1" + "0" * 40, "10⁴⁰ written out"),
@@ -354,6 +461,7 @@ CASES: list[Case] = [
         v2_json=Wire("row 1 all 3.4028235e38", v2_body(NON_FINITE_ROWS), 400, row=1),
         v2_binary=binary("row 1 all 3.4028235e38", 400, float32(NON_FINITE_ROWS), row=1),
         tfserving=Wire("row 1 all 3.4028235e38", tf_body(NON_FINITE_ROWS), 400, row=1),
+        grpc=Wire("row 1 all 3.4028235e38", grpc_body(NON_FINITE_ROWS), 400, row=1),
     ),
     Case(
         "a row is too short",
@@ -372,6 +480,7 @@ CASES: list[Case] = [
         ),
         v2_binary=binary("shape `[2, 9]`, 72 bytes", 400, float32([ROW[:9]] * 2), field="shape"),
         tfserving=Wire("row 1 of 9 values", tf_body([ROW, ROW[:9]]), 400, row=1),
+        grpc=Wire("shape `[2, 9]`, 18 values", grpc_body([ROW[:9]] * 2), 400, field="shape"),
     ),
     Case(
         "a row is too long",
@@ -390,6 +499,7 @@ CASES: list[Case] = [
         ),
         v2_binary=binary("shape `[1, 11]`, 44 bytes", 400, float32([[*ROW, 1]]), field="shape"),
         tfserving=Wire("row 0 of 11 values", tf_body([[*ROW, 1]]), 400, row=0),
+        grpc=Wire("shape `[1, 11]`, 11 values", grpc_body([[*ROW, 1]]), 400, field="shape"),
     ),
     Case(
         "a row is not a list",
@@ -402,6 +512,7 @@ CASES: list[Case] = [
         ),
         v2_binary=NO_BINARY_VALUES,
         tfserving=Wire("row 1 is `7`", tf_body([ROW, 7]), 400, row=1),
+        grpc=POSITIONAL,
     ),
     Case(
         "a row is given as an object",
@@ -432,6 +543,7 @@ CASES: list[Case] = [
             tf_body([{"features": ROW}]),
             200,
         ),
+        grpc=POSITIONAL,
     ),
     Case(
         "rows mix lists and objects, a list first",
@@ -448,6 +560,7 @@ CASES: list[Case] = [
             400,
             row=1,
         ),
+        grpc=POSITIONAL,
     ),
     Case(
         "rows mix lists and objects, an object first",
@@ -464,6 +577,7 @@ CASES: list[Case] = [
             400,
             row=1,
         ),
+        grpc=POSITIONAL,
     ),
     Case(
         "a row names an unknown feature",
@@ -483,6 +597,7 @@ CASES: list[Case] = [
             400,
             row=0,
         ),
+        grpc=POSITIONAL,
     ),
     Case(
         "a row lacks a feature",
@@ -497,6 +612,7 @@ CASES: list[Case] = [
         v2_json=NotOnWire("tensor values are positional"),
         v2_binary=NotOnWire("tensor values are positional"),
         tfserving=NotOnWire('`{"features": […]}` holds every value, by position'),
+        grpc=POSITIONAL,
     ),
     Case(
         "no rows",
@@ -506,6 +622,7 @@ CASES: list[Case] = [
             "shape `[0, 10]`, 0 bytes", 400, np.zeros((0, 10), np.float32), field="no rows"
         ),
         tfserving=Wire('`"instances": []`', tf_body([]), 400, field="no rows"),
+        grpc=Wire("shape `[0, 10]`, no values", grpc_body(np.zeros((0, 10))), 400, field="no rows"),
     ),
     Case(
         "too many rows (`MULTILABEL_MAX_ROWS` + 1)",
@@ -518,6 +635,7 @@ CASES: list[Case] = [
         v2_json=Wire("`MAX_ROWS + 1` rows", v2_body(rows_filled(MAX_ROWS + 1)), 413),
         v2_binary=binary("`MAX_ROWS + 1` rows", 413, float32(rows_filled(MAX_ROWS + 1))),
         tfserving=Wire("`MAX_ROWS + 1` rows", tf_body(rows_filled(MAX_ROWS + 1)), 413),
+        grpc=Wire("`MAX_ROWS + 1` rows", grpc_body(rows_filled(MAX_ROWS + 1)), 413),
     ),
     Case(
         "body over `MULTILABEL_MAX_BODY_BYTES`",
@@ -530,6 +648,9 @@ CASES: list[Case] = [
         v2_json=Wire("one row, padded with spaces", padded(v2_body()), 413),
         v2_binary=padded_binary(),
         tfserving=Wire("one row, padded with spaces", padded(tf_body()), 413),
+        grpc=Wire(
+            "one row, and an `id` as long as the limit", grpc_body(id="x" * MAX_BODY_BYTES), 413
+        ),
     ),
     Case(
         "the rows are missing",
@@ -537,6 +658,12 @@ CASES: list[Case] = [
         v2_json=Wire('`{"id": "1"}`', b'{"id": "1"}', 400, field="inputs"),
         v2_binary=raw_binary("header `{}`, no data", 400, b"{}", b"", field="inputs"),
         tfserving=Wire("`{}`", b"{}", 400, field="neither"),
+        grpc=Wire(
+            "no `inputs`",
+            messages.ModelInferRequest(model_name=MODEL_NAME).SerializeToString(),
+            400,
+            field="got 0",
+        ),
     ),
     Case(
         "body is not JSON",
@@ -544,6 +671,9 @@ CASES: list[Case] = [
         v2_json=Wire('`{"inputs": [{`', b'{"inputs": [{', 400, field="not valid JSON"),
         v2_binary=raw_binary('header `{"inputs": [{`', 400, b'{"inputs": [{', ROW_BYTES),
         tfserving=Wire('`{"instances": [[1, 2`', b'{"instances": [[1, 2', 400),
+        grpc=Wire(
+            "bytes that are no `ModelInferRequest`", b"\xff\xff\xff", 400, field="ModelInferRequest"
+        ),
     ),
     Case(
         "body is empty",
@@ -551,6 +681,7 @@ CASES: list[Case] = [
         v2_json=Wire("no bytes", b"", 400),
         v2_binary=raw_binary("header length 0, no bytes", 400, b"", b""),
         tfserving=Wire("no bytes", b"", 400),
+        grpc=NotOnWire("an empty message is one with every field at its default"),
     ),
     Case(
         "body is a JSON array",
@@ -558,6 +689,7 @@ CASES: list[Case] = [
         v2_json=Wire("`[{…tensor…}]`", orjson.dumps([v2_document()]), 400, field="JSON object"),
         v2_binary=raw_binary("header `[]`", 400, b"[]", b"", field="JSON object"),
         tfserving=Wire("`[[3, 3, …]]`", orjson.dumps([ROW]), 400, field="JSON object"),
+        grpc=NO_JSON,
     ),
     Case(
         "an unknown top-level field",
@@ -571,6 +703,7 @@ CASES: list[Case] = [
         v2_json=Wire('`"extra": 1`: ignored, as the protocol allows', v2_body(extra=1), 200),
         v2_binary=SAME_AS_JSON_HEADER,
         tfserving=Wire('`"extra": 1`: ignored', tf_body(extra=1), 200),
+        grpc=Wire("field number 99: ignored, as protobuf does", grpc_body() + UNKNOWN_FIELD, 200),
     ),
     content_type_case("explicit non-JSON content type", "text/plain", 415, 415, 415),
     content_type_case(
@@ -586,21 +719,28 @@ CASES: list[Case] = [
         v2_json=Wire("`GET …/infer`", None, 405, method="GET"),
         v2_binary=NotOnWire("a GET has no body: see V2 JSON"),
         tfserving=Wire("`GET …:predict`", None, 405, method="GET"),
+        grpc=NotOnWire("one RPC per operation"),
     ),
     path_case(
-        "unknown model", "/v2/models/other/infer", "/v1/models/other:predict", "models/other"
+        "unknown model",
+        "/v2/models/other/infer",
+        "/v1/models/other:predict",
+        "models/other",
+        {"model_name": "other"},
     ),
     path_case(
         "unknown version",
         f"/v2/models/{MODEL_NAME}/versions/9/infer",
         f"/v1/models/{MODEL_NAME}/versions/9:predict",
         "versions/9",
+        {"model_version": "9"},
     ),
     path_case(
         "version is not a number",
         f"/v2/models/{MODEL_NAME}/versions/v1/infer",
         f"/v1/models/{MODEL_NAME}/versions/v1:predict",
         "versions/v1",
+        {"model_version": "v1"},
     ),
     threshold_case("threshold is a boolean", True, "true"),
     threshold_case("threshold is a string", "0.7", '"0.7"'),
@@ -636,6 +776,9 @@ CASES: list[Case] = [
             field="FP64",
         ),
         tfserving=NotOnWire("TF Serving's JSON carries no dtype"),
+        grpc=Wire(
+            "FP64, 10 values in `fp64_contents`", grpc_body(datatype="FP64"), 400, field="FP64"
+        ),
     ),
     Case(
         "datatype INT8 (the model declares FP32)",
@@ -651,6 +794,12 @@ CASES: list[Case] = [
             field="INT8",
         ),
         tfserving=NotOnWire("TF Serving's JSON carries no dtype"),
+        grpc=Wire(
+            "INT8, 10 values in `int_contents`",
+            grpc_body(datatype="INT8", values=ROW),
+            400,
+            field="INT8",
+        ),
     ),
     Case(
         "the input has another name",
@@ -669,6 +818,7 @@ CASES: list[Case] = [
             400,
             field="input0",
         ),
+        grpc=Wire('`name: "input0"`', grpc_body(name="input0"), 400, field="input0"),
     ),
     Case(
         "two input tensors",
@@ -686,6 +836,7 @@ CASES: list[Case] = [
             400,
             field="'x'",
         ),
+        grpc=Wire("`features` twice", TWO_INPUTS, 400, field="got 2"),
     ),
     Case(
         "shape disagrees with the data",
@@ -704,6 +855,7 @@ CASES: list[Case] = [
             field="binary_data_size",
         ),
         tfserving=NotOnWire("rows carry their own length"),
+        grpc=Wire("shape `[2, 10]`, 10 values", grpc_body(shape=[2, 10]), 400, field="needs 20"),
     ),
     Case(
         "`outputs` is not a list",
@@ -717,6 +869,7 @@ CASES: list[Case] = [
             field="outputs",
         ),
         tfserving=NotOnWire("the signature chooses the outputs"),
+        grpc=NotOnWire("`outputs` is a repeated field"),
     ),
     Case(
         "an unknown output",
@@ -736,6 +889,12 @@ CASES: list[Case] = [
         tfserving=Wire(
             '`"signature_name": "scores"`', tf_body(signature_name="scores"), 400, field="scores"
         ),
+        grpc=Wire(
+            '`outputs: [{name: "scores"}]`',
+            grpc_body(outputs=[{"name": "scores"}]),
+            400,
+            field="scores",
+        ),
     ),
     Case(
         "an output asked for twice",
@@ -748,6 +907,9 @@ CASES: list[Case] = [
         ),
         v2_binary=SAME_AS_JSON_HEADER,
         tfserving=NotOnWire("the signature chooses the outputs"),
+        grpc=Wire(
+            "`labels` twice", grpc_body(outputs=[{"name": "labels"}] * 2), 400, field="twice"
+        ),
     ),
     Case(
         "`id` is not a string",
@@ -755,6 +917,7 @@ CASES: list[Case] = [
         v2_json=Wire('`"id": 42`', v2_body(id=42), 400, field="id"),
         v2_binary=SAME_AS_JSON_HEADER,
         tfserving=NotOnWire("no request id in the body"),
+        grpc=NotOnWire("`id` is a string field"),
     ),
     Case(
         "both the row and the columnar format",
@@ -764,6 +927,7 @@ CASES: list[Case] = [
         tfserving=Wire(
             '`"instances"` and `"inputs"`', tf_body(inputs=[ROW]), 400, field="not both"
         ),
+        grpc=NotOnWire("one format"),
     ),
     Case(
         "`Inference-Header-Content-Length` beyond the body",
@@ -771,6 +935,7 @@ CASES: list[Case] = [
         v2_json=NOT_BINARY,
         v2_binary=raw_binary("header length 10,000", 400, HEADER_ONLY, ROW_BYTES, declared="10000"),
         tfserving=NOT_BINARY,
+        grpc=NO_HEADER_LENGTH,
     ),
     Case(
         "`Inference-Header-Content-Length` is not a number",
@@ -778,6 +943,7 @@ CASES: list[Case] = [
         v2_json=NOT_BINARY,
         v2_binary=raw_binary("header length `abc`", 400, HEADER_ONLY, ROW_BYTES, declared="abc"),
         tfserving=NOT_BINARY,
+        grpc=NO_HEADER_LENGTH,
     ),
     Case(
         "bytes left over after the inputs",
@@ -785,6 +951,12 @@ CASES: list[Case] = [
         v2_json=NOT_BINARY,
         v2_binary=raw_binary("40 bytes declared, 44 sent", 400, HEADER_ONLY, ROW_BYTES + b"\0" * 4),
         tfserving=NOT_BINARY,
+        grpc=Wire(
+            "raw contents for 2 tensors, 1 input",
+            grpc_body(raw=True, raw_input_contents=[ROW_BYTES]),
+            400,
+            field="raw_input_contents",
+        ),
     ),
     Case(
         "bytes after a JSON-only header",
@@ -794,6 +966,7 @@ CASES: list[Case] = [
             "JSON `data` and 40 bytes", 400, v2_body(), ROW_BYTES, field="binary_data_size"
         ),
         tfserving=NOT_BINARY,
+        grpc=NO_HEADER_LENGTH,
     ),
     Case(
         "both `data` and `binary_data_size`",
@@ -807,6 +980,7 @@ CASES: list[Case] = [
             field="not both",
         ),
         tfserving=NOT_BINARY,
+        grpc=Wire("`contents` and `raw_input_contents`", BOTH_CONTENTS, 400, field="not both"),
     ),
     Case(
         "binary body without `Inference-Header-Content-Length`",
@@ -814,6 +988,7 @@ CASES: list[Case] = [
         v2_json=NOT_BINARY,
         v2_binary=Wire("header and 40 bytes, no length", HEADER_ONLY + ROW_BYTES, 400, headers={}),
         tfserving=NOT_BINARY,
+        grpc=NO_HEADER_LENGTH,
     ),
 ]
 
@@ -828,34 +1003,70 @@ CELLS = [
 
 
 @pytest.fixture(scope="module")
-def client(trained_repository: Path) -> Iterator[TestClient]:
+def served(trained_repository: Path) -> Iterator[tuple[TestClient, grpc.Channel]]:
+    """The app, and a channel to its gRPC port."""
+    port = free_port()
     settings = Settings(
         model_dir=trained_repository,
         model_name=MODEL_NAME,
         poll_interval=0,
         max_rows=MAX_ROWS,
         max_body_bytes=MAX_BODY_BYTES,
+        grpc_port=port,
     )
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
+    with (
+        TestClient(create_app(settings)) as test_client,
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        yield test_client, channel
 
 
 @pytest.mark.parametrize(("protocol", "wire"), CELLS)
 def test_each_case_gets_its_verdict_on_each_protocol(
-    client: TestClient, protocol: Protocol, wire: Wire
+    served: tuple[TestClient, grpc.Channel], protocol: Protocol, wire: Wire
 ) -> None:
+    client, channel = served
+    if protocol.codec is None:
+        assert_grpc_verdict(channel, protocol, wire)
+        return
     response = client.request(
         wire.method, wire.path or protocol.path, content=wire.body, headers=wire.headers
     )
     assert response.status_code == wire.status, response.text[:500]
     if wire.status == 200:
         assert_an_answer(protocol, response)
-    elif protocol.message_envelope:
-        assert_message_error(response, wire)
+        return
+    message = error_message(protocol.codec, response.content)
+    if wire.row is not None:
+        assert f"row {wire.row}" in message, message
+    if protocol.message_envelope:
+        if wire.field is not None:
+            assert wire.field in message, message
     else:
         assert_native_error(response, wire)
     if wire.status == 405:
         assert response.headers["allow"] == "POST"
+
+
+def assert_grpc_verdict(channel: grpc.Channel, protocol: Protocol, wire: Wire) -> None:
+    """The status code the data plane's verdict is on gRPC, and its message as the message
+    protocols' (row and field named in it)."""
+    assert wire.body is not None
+    call = channel.unary_unary(protocol.path)
+    if wire.status == 200:
+        response = messages.ModelInferResponse.FromString(call(wire.body, timeout=30))
+        assert [output.name for output in response.outputs] == ["probabilities", "labels"]
+        assert len(response.outputs[1].contents.bool_contents) >= 3
+        return
+    with pytest.raises(grpc.RpcError) as raised:
+        call(wire.body, timeout=30)
+    error: Any = raised.value
+    message = error.details()
+    assert error.code() == STATUS_CODES[wire.status], message
+    if wire.row is not None:
+        assert f"row {wire.row}" in message, message
+    if wire.field is not None:
+        assert wire.field in message, message
 
 
 def assert_an_answer(protocol: Protocol, response: Any) -> None:
@@ -874,24 +1085,9 @@ def assert_an_answer(protocol: Protocol, response: Any) -> None:
 
 def assert_native_error(response: Any, wire: Wire) -> None:
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "row", "field"}
     assert (error["row"], error["field"]) == (wire.row, wire.field), error
     if wire.code is not None:
         assert error["code"] == wire.code, error
-    if wire.row is not None:
-        assert f"row {wire.row}" in error["message"], error
-
-
-def assert_message_error(response: Any, wire: Wire) -> None:
-    document = response.json()
-    assert list(document) == ["error"]
-    message = document["error"]
-    assert isinstance(message, str)
-    assert message
-    if wire.row is not None:
-        assert f"row {wire.row}" in message, message
-    if wire.field is not None:
-        assert wire.field in message, message
 
 
 def test_every_case_is_written_on_some_protocol_and_named_once() -> None:
@@ -918,6 +1114,8 @@ def _cell(cell: Cell, protocol: Protocol) -> str:
     if isinstance(cell, NotOnWire):
         return f"n/a: {cell.reason}"
     verdict = f"**{cell.status}**"
+    if protocol.codec is None:  # gRPC: the status code that verdict is
+        verdict = "**OK**" if cell.status == 200 else f"**{STATUS_CODES[cell.status].name}**"
     if cell.code is not None:
         verdict += f" `{cell.code}`"
     where = [] if cell.row is None else [f"row {cell.row}"]

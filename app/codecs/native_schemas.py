@@ -8,21 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.artifact import MetricSummary
-
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-_PROBABILITY_SCHEMA: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
-# Checked by the data plane (app.dataplane.thresholds_for), the same way for every protocol.
-Threshold = Annotated[
-    Any,
-    WithJsonSchema(
-        {
-            "anyOf": [
-                _PROBABILITY_SCHEMA,
-                {"type": "object", "additionalProperties": _PROBABILITY_SCHEMA},
-            ]
-        }
-    ),
-]
+from app.codecs.base import ErrorEnvelope, Threshold
 
 _ROW_SCHEMA: dict[str, Any] = {
     "anyOf": [
@@ -175,13 +161,15 @@ class ColumnsResponse(BaseModel):
 
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     code: str = Field(description="Machine-readable, e.g. invalid_input, payload_too_large.")
     message: str = Field(description="What was wrong, for people.")
     row: int | None = Field(default=None, description="Index of the offending row, if any.")
     field: str | None = Field(default=None, description="Offending feature or request field.")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(ErrorEnvelope):
     """The one error shape of the native API."""
 
     model_config = ConfigDict(
@@ -200,6 +188,10 @@ class ErrorResponse(BaseModel):
     )
 
     error: ErrorDetail
+
+    @property
+    def message(self) -> str:
+        return self.error.message
 
 
 class HealthResponse(BaseModel):
