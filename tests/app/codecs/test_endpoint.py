@@ -31,6 +31,7 @@ from tests.support import MODEL_NAME
 
 MAX_BODY_BYTES = 2048
 BODY_TIMEOUT = 0.2
+HANG_SECONDS = 10  # stops a request that is never answered: no claim about timing
 JSON = [("content-type", "application/json")]
 # Each codec's inference: the operation, its path addressed to the served model, and a body
 # the model answers.
@@ -112,7 +113,7 @@ def app(trained_repository: Path) -> Any:
 
 def run(app: Any, method: str, path: str, headers: Any, messages: Any, **options: Any) -> Any:
     async def scenario() -> Any:
-        async with started(app) as state:
+        async with started(app) as state, asyncio.timeout(HANG_SECONDS):
             return await exchange(app, state, method, path, headers, messages, **options)
 
     return asyncio.run(scenario())
@@ -182,12 +183,14 @@ def test_a_model_no_one_serves_is_refused_before_the_body_is_read(
     assert "'other'" in error_message(codec, sent.body)
 
 
+@pytest.mark.parametrize("sent_first", [1, 0], ids=["after a first chunk", "before any byte"])
 @pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
 def test_a_body_that_stops_arriving_gets_408_and_the_connection_closed(
-    app: Any, codec: Codec, operation: Operation, path: str
+    app: Any, codec: Codec, operation: Operation, path: str, sent_first: int
 ) -> None:
     first_chunk = {"type": "http.request", "body": valid_body(operation)[:10], "more_body": True}
-    sent = run(app, "POST", path, JSON, [first_chunk], then_wait=True)
+    headers = [*JSON, ("content-length", "100")]
+    sent = run(app, "POST", path, headers, [first_chunk][:sent_first], then_wait=True)
     assert sent.status == 408
     assert sent.headers["connection"] == "close"
     assert "did not arrive within 0.2 s" in error_message(codec, sent.body)
