@@ -40,6 +40,10 @@ class PathEndpoint:
         self.codec = codec
         self.path = operations[0].path
         self.operations = {operation.method: operation for operation in operations}
+        if "GET" in self.operations:
+            # HTTP's rule, which monitors probing with HEAD rely on: HEAD is a GET without
+            # the body (its headers, Content-Length included, are the GET's).
+            self.operations.setdefault("HEAD", self.operations["GET"])
         # The path's parameters that name a model and a version, if it has them.
         named = {
             parameter.names: name
@@ -79,7 +83,8 @@ class PathEndpoint:
         await send(
             {"type": "http.response.start", "status": reply.status, "headers": response_headers}
         )
-        await send({"type": "http.response.body", "body": reply.body})
+        body = b"" if method == "HEAD" else reply.body
+        await send({"type": "http.response.body", "body": body})
         observer.record(
             method,
             self.path,
