@@ -94,6 +94,9 @@ class Operation:
     errors: tuple[int, ...] = ()
     public: bool = False  # answered without an API key (health probes)
     probe: bool = False  # a health probe: the edge answers it even past its connection cap
+    # In the OpenAPI document; False for a second spelling of a documented path, or for a
+    # protocol's verb the service refuses (served, so that the refusal is the protocol's own).
+    documented: bool = True
     # OpenAPI response entries beyond the response model (e.g. a 503 health body).
     responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)
 
