@@ -184,7 +184,7 @@ ERRORS: list[tuple[str, str, str, Any, int, str]] = [
     ("unknown version metadata", "GET", VERSIONED.format(7) + "/metadata", None, 404, "version 7"),
     ("status with POST", "POST", f"/v1/models/{MODEL_NAME}", OK_BODY, 405, "use GET"),
     ("metadata with DELETE", "DELETE", f"/v1/models/{MODEL_NAME}/metadata", None, 405, "use GET"),
-    ("instances null", "POST", PREDICT, {"instances": None}, 400, "got null"),
+    ("instances null", "POST", PREDICT, {"instances": None}, 400, "instances: must not be null"),
     (
         "instances an object",
         "POST",
