@@ -85,6 +85,13 @@ class InvalidInput(ServiceError):
     code = "invalid_input"
 
 
+class NotSupported(ServiceError):
+    """An operation of a protocol that this service does not offer (TF Serving's classify)."""
+
+    status_code = 400
+    code = "not_supported"
+
+
 class Unauthorized(ServiceError):
     status_code = 401
     code = "unauthorized"

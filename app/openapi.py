@@ -63,6 +63,7 @@ def documentation_routes(codecs: Sequence[Codec], *, secured: bool) -> list[APIR
         )
         for codec in codecs
         for operation in codec.operations
+        if operation.documented
     ]
 
 

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from app.dataplane import DataPlane
 from app.errors import SHOWN_LENGTH, InvalidJSON, InvalidRequest, ServiceError
@@ -20,12 +29,47 @@ from app.inference import Model
 
 JSON_MEDIA_TYPE = b"application/json"
 Envelope = TypeVar("Envelope", bound=BaseModel)
+Value = TypeVar("Value")
+NULL_REFUSED = "must not be null"
+
+
+def refuse_null(value: Any) -> Any:
+    """An optional field of a request is given a value or left out: ``null`` is neither (the
+    protocols' schemas declare a type, not null), and is refused the same way everywhere."""
+    if value is None:
+        raise PydanticCustomError("null", NULL_REFUSED)
+    return value
+
+
+# Validates before the field's own type: a field left out keeps its default (None).
+NOT_NULL = BeforeValidator(refuse_null)
+
+
+class _NullLeftOutOfSchema:
+    """The JSON schema of ``Value | None`` without its ``null``: a request may leave the field
+    out, never send null."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        document = handler(schema)
+        options = [option for option in document.pop("anyOf", []) if option != {"type": "null"}]
+        if len(options) == 1:
+            document.update(options[0])
+        elif options:
+            document["anyOf"] = options
+        return document
+
+
+# An optional field of a request: its type, or left out (None); never null.
+Omittable = Annotated[Value | None, NOT_NULL, _NullLeftOutOfSchema()]
 
 _PROBABILITY_SCHEMA: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
 # A threshold as a JSON body sends it: checked by the data plane (app.dataplane.thresholds_for),
 # the same way for every protocol.
 Threshold = Annotated[
     Any,
+    NOT_NULL,
     WithJsonSchema(
         {
             "anyOf": [
@@ -94,6 +138,9 @@ class Operation:
     errors: tuple[int, ...] = ()
     public: bool = False  # answered without an API key (health probes)
     probe: bool = False  # a health probe: the edge answers it even past its connection cap
+    # In the OpenAPI document; False for a second spelling of a documented path, or for a
+    # protocol's verb the service refuses (served, so that the refusal is the protocol's own).
+    documented: bool = True
     # OpenAPI response entries beyond the response model (e.g. a 503 health body).
     responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)
 
@@ -188,7 +235,8 @@ def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
     """Check a decoded body's top-level fields against a pydantic model; errors name the field.
 
     The models type bulky data (rows, tensors) as ``Any``: those are checked by app.features,
-    vectorized, with row and feature in each message.
+    vectorized, with row and feature in each message. A ``null`` where a field's type is
+    expected is refused in the same words whatever the field (``refuse_null``).
     """
     if not isinstance(value, dict):
         raise InvalidRequest("body must be a JSON object")
@@ -197,7 +245,10 @@ def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])[:SHOWN_LENGTH] or None
-        message = f"{where}: {first['msg']}" if where else first["msg"]
+        # null for a field of the model (an unknown one is refused as unknown, whatever it holds)
+        null_for_a_field = first["input"] is None and first["type"] != "extra_forbidden"
+        reason = NULL_REFUSED if null_for_a_field else first["msg"]
+        message = f"{where}: {reason}" if where else reason
         raise InvalidRequest(message, field=where) from error
 
 

@@ -23,6 +23,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from app.codecs import oip
+from app.codecs.base import NULL_REFUSED
 from app.codecs.oip_grpc.open_inference_grpc_pb2 import (
     InferParameter,
     ModelInferRequest,
@@ -36,7 +37,14 @@ from app.codecs.oip_grpc.open_inference_grpc_pb2 import (
     ServerReadyResponse,
 )
 from app.dataplane import DataPlane, Fields, InferenceRequest, InferenceResult, Tensor
-from app.errors import BadRequest, InvalidRequest, ModelNotReady, Overloaded, ServiceError
+from app.errors import (
+    SHOWN_LENGTH,
+    BadRequest,
+    InvalidRequest,
+    ModelNotReady,
+    Overloaded,
+    ServiceError,
+)
 from app.version import SERVICE_NAME, SERVICE_VERSION
 
 SERVICE = "inference.GRPCInferenceService"
@@ -133,11 +141,11 @@ def _options(parameters: Mapping[str, InferParameter]) -> tuple[Any, Any]:
     decision: Any = None
     for key, parameter in parameters.items():
         if key == THRESHOLD:
-            thresholds = _value(parameter)
+            thresholds = _value(key, parameter)
         elif key.startswith(LABEL_THRESHOLD):
-            by_label[key[len(LABEL_THRESHOLD) :]] = _value(parameter)
+            by_label[key[len(LABEL_THRESHOLD) :]] = _value(key, parameter)
         elif key == DECISION:
-            decision = _value(parameter)
+            decision = _value(key, parameter)
     if by_label:
         if thresholds is not None:
             raise InvalidRequest(
@@ -148,10 +156,14 @@ def _options(parameters: Mapping[str, InferParameter]) -> tuple[Any, Any]:
     return thresholds, decision
 
 
-def _value(parameter: InferParameter) -> Any:
-    """A parameter's value as its type says: bool, int, float or str (None when unset)."""
+def _value(key: str, parameter: InferParameter) -> Any:
+    """A parameter's value as its type says: bool, int, float or str. One with no value set is
+    protobuf's null, refused as the JSON protocols refuse null (``refuse_null``)."""
     choice = parameter.WhichOneof("parameter_choice")
-    return None if choice is None else getattr(parameter, choice)
+    if choice is None:
+        where = f"parameters.{key[:SHOWN_LENGTH]}"
+        raise InvalidRequest(f"{where}: {NULL_REFUSED} (it has no value set)", field=where)
+    return getattr(parameter, choice)
 
 
 def _tensors(message: ModelInferRequest) -> list[Tensor]:

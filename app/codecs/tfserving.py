@@ -17,6 +17,7 @@ from app.codecs.base import (
     MODEL_PARAMETERS,
     Call,
     Codec,
+    Handler,
     MessageError,
     Reply,
     decode_json,
@@ -41,7 +42,7 @@ from app.codecs.tfserving_schemas import (
     TFServingPredictResponse,
 )
 from app.dataplane import INPUT_NAME, InferenceRequest, InferenceResult, Output, Rows
-from app.errors import InvalidInput, InvalidRequest
+from app.errors import InvalidInput, InvalidRequest, NotSupported
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURES: dict[str, tuple[Output, ...]] = {
@@ -139,6 +140,27 @@ def _encode(result: InferenceResult, row_format: bool) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
+# TF Serving's other two inference APIs, which need classification or regression signatures:
+# refused in its envelope (without them, ``/v1/models/{name}`` would match ``name:classify``
+# and answer 405).
+UNSUPPORTED_VERBS = ("classify", "regress")
+
+
+def refusal(verb: str) -> Handler:
+    """The handler of ``:<verb>``: 404 for a model or version not served, else 400 saying that
+    only predict is."""
+
+    async def refuse(call: Call) -> Reply:
+        model = model_in_path(call)
+        raise NotSupported(
+            f"{verb} is not supported: {model.name!r} has predict signatures only "
+            f"({', '.join(SIGNATURES)}); use :predict"
+        )
+
+    refuse.__doc__ = f"Not supported: TF Serving's {verb} API (the model predicts only)."
+    return refuse
+
+
 async def model_status(call: Call) -> Reply:
     """Every loaded version's state (AVAILABLE), or the one version in the path."""
     model = model_in_path(call)
@@ -190,6 +212,19 @@ CODEC = Codec(
             request_model=TFServingPredictRequest,
             response_model=TFServingPredictResponse,
             errors=(400, 401, 404, 408, 413, 415, 503),
+        ),
+        *(
+            operation
+            for verb in UNSUPPORTED_VERBS
+            for operation in model_operations(
+                "/v1/models",
+                "POST",
+                f":{verb}",
+                refusal(verb),
+                summary=f"{verb.capitalize()} (not supported)",
+                errors=(400, 401, 404),
+                documented=False,
+            )
         ),
         *model_operations(
             "/v1/models",

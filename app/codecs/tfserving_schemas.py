@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from app.codecs.base import NOT_NULL
+
 _ROW: list[Any] = [3, 3, 6, 7, 8, 2, 11, 11, 1, 3]
 _MATRIX_SCHEMA: dict[str, Any] = {
     "type": "array",
@@ -18,6 +20,7 @@ _MATRIX_SCHEMA: dict[str, Any] = {
 # Rows are checked by app.validation (vectorized, row and feature in each message).
 Instances = Annotated[
     Any,
+    NOT_NULL,
     WithJsonSchema(
         {
             "type": "array",
@@ -35,6 +38,7 @@ Instances = Annotated[
 ]
 Inputs = Annotated[
     Any,
+    NOT_NULL,
     WithJsonSchema(
         {
             "anyOf": [

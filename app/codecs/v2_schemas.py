@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from app.codecs.base import Threshold
+from app.codecs.base import NOT_NULL, Omittable, Threshold
 
 _SHAPE_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "integer"}}
 _NUMBERS_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
@@ -19,6 +19,7 @@ _NUMBERS_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
 Shape = Annotated[Any, WithJsonSchema(_SHAPE_SCHEMA)]
 TensorData = Annotated[
     Any,
+    NOT_NULL,
     WithJsonSchema(
         {
             "anyOf": [_NUMBERS_SCHEMA, {"type": "array", "items": _NUMBERS_SCHEMA}],
@@ -112,7 +113,7 @@ class InferenceParameters(BaseModel):
         description="Decision threshold for the labels output: one number in [0, 1] for every "
         "label, or some by label name (others keep the model's default).",
     )
-    decision: Any = Field(
+    decision: Annotated[Any, NOT_NULL] = Field(
         default=None,
         description="How probabilities become the labels output: 'labels' (the only one, and "
         "the default): each label on at or above its threshold.",
@@ -128,7 +129,7 @@ class InferenceParameters(BaseModel):
 class TensorParameters(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    binary_data_size: int | None = Field(
+    binary_data_size: Omittable[int] = Field(
         default=None,
         ge=0,
         strict=True,
@@ -139,7 +140,7 @@ class TensorParameters(BaseModel):
 class OutputParameters(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    binary_data: bool | None = Field(
+    binary_data: Omittable[bool] = Field(
         default=None,
         strict=True,
         description="Binary tensor data extension: this output as raw bytes.",
@@ -192,7 +193,7 @@ class InferenceRequest(BaseModel):
         }
     )
 
-    id: str | None = Field(default=None, description="Echoed in the response.")
+    id: Omittable[str] = Field(default=None, description="Echoed in the response.")
     parameters: InferenceParameters = Field(default_factory=InferenceParameters)
     inputs: list[RequestInput] = Field(description="Exactly one input tensor, 'features'.")
     outputs: list[RequestOutput] = Field(

@@ -95,6 +95,9 @@ def test_every_operation_of_every_codec_is_documented_under_its_protocol(
 ) -> None:
     for codec in CODECS:
         for operation in codec.operations:
+            if not operation.documented:
+                assert operation.method.lower() not in document["paths"].get(operation.path, {})
+                continue
             documented = document["paths"][operation.path][operation.method.lower()]
             assert documented["tags"] == [codec.tag], operation.path
             assert documented["summary"] == operation.summary

@@ -76,12 +76,13 @@ def request_head(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def parse_answers(data: bytes) -> list[Answer]:
-    """Every complete response in ``data``, in order (the standard library's parser)."""
+def parse_answers(data: bytes, method: str = "GET") -> list[Answer]:
+    """Every complete response in ``data``, in order (the standard library's parser), as
+    answers to ``method`` (answers to HEAD have no body, whatever their Content-Length)."""
     answers: list[Answer] = []
     stream = _Received(data)
     while stream.tell() < len(data):
-        response = HTTPResponse(stream)  # type: ignore[arg-type]
+        response = HTTPResponse(stream, method=method)  # type: ignore[arg-type]
         try:
             response.begin()
             body = response.read()

@@ -455,12 +455,14 @@ def test_past_the_connection_cap_a_request_gets_a_503_and_is_counted(
     assert full_server.refusals() == before + 1
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("path", sorted(path.decode() for path in PROBE_PATHS))
 def test_past_the_connection_cap_the_health_probes_still_answer(
-    full_server: FullServer, path: str
+    full_server: FullServer, path: str, method: str
 ) -> None:
     before = full_server.refusals()
-    result = exchange(connect(full_server.server), [request_head("GET", path)], wait=HANG_SECONDS)
+    result = exchange(connect(full_server.server), [request_head(method, path)], wait=HANG_SECONDS)
+    result.answers = parse_answers(result.received, method)
 
     assert [answer.status for answer in result.answers] == [200]
     assert result.answers[0].headers["connection"] == "close"  # answered, then let go
@@ -493,6 +495,30 @@ def test_once_connections_close_new_ones_are_served_again(capped_server: ServerP
         assert answered(connection, PREDICT_REQUEST).status == 200  # kept alive
     finally:
         connection.close()
+
+
+# HEAD on the health probes (monitors that probe with HEAD)
+
+
+@pytest.mark.parametrize("path", sorted(path.decode() for path in PROBE_PATHS))
+def test_head_on_a_probe_is_answered_like_get_with_no_body_byte(
+    edge_server: ServerProcess, path: str
+) -> None:
+    got = fetched(edge_server, path)
+    log_start = log_size(edge_server)
+    closing = [("Connection", "close")]
+    result = exchange(connect(edge_server), [request_head("HEAD", path, headers=closing)])
+    lines = log_lines_after(edge_server, log_start, expected=1)
+    (head,) = parse_answers(result.received, "HEAD")
+
+    assert head.status == got.status == 200
+    assert result.received.endswith(b"\r\n\r\n")  # the head, and not one byte after it
+    assert result.received.count(b"\r\n\r\n") == 1
+    assert int(head.headers["content-length"]) == len(got.body)
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert [(line["method"], line["path"], line["status"]) for line in lines] == [
+        ("HEAD", path, 200)
+    ]
 
 
 # Disconnects and slow bodies on the data plane (the application's part of the edge)

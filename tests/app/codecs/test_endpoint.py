@@ -31,6 +31,7 @@ from tests.support import MODEL_NAME
 
 MAX_BODY_BYTES = 2048
 BODY_TIMEOUT = 0.2
+HANG_SECONDS = 10  # stops a request that is never answered: no claim about timing
 JSON = [("content-type", "application/json")]
 # Each codec's inference: the operation, its path addressed to the served model, and a body
 # the model answers.
@@ -39,16 +40,29 @@ INFERENCE = [
     for codec in CODECS
     if (operation := inference_operation(codec)) is not None
 ]
+
+
+def served_methods(codec: Codec, path: str) -> list[str]:
+    """The methods a path of ``codec`` answers: its operations', and HEAD wherever GET is."""
+    methods = {operation.method for operation in codec.operations if operation.path == path}
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
+
+
 PATHS = sorted(
     {
-        (codec.name, operation.path): sorted(
-            o.method for o in codec.operations if o.path == operation.path
-        )
+        (codec.name, operation.path): served_methods(codec, operation.path)
         for codec in CODECS
         for operation in codec.operations
     }.items()
 )
 BY_NAME = {codec.name: codec for codec in CODECS}
+# Every GET of every codec, its health probes first among them.
+GETS = [
+    (codec, operation.path)
+    for codec in CODECS
+    for operation in sorted(codec.operations, key=lambda operation: not operation.probe)
+    if operation.method == "GET"
+]
 
 
 @pytest.mark.parametrize(
@@ -64,6 +78,31 @@ def test_a_method_not_served_gets_405_with_allow_in_the_codecs_envelope(
     assert response.headers["allow"] == ", ".join(methods)
     assert "PUT" in error_message(codec, response.content)
     assert response.headers["x-request-id"]
+
+
+def test_every_probe_of_every_codec_is_a_get() -> None:
+    """So that HEAD below covers each of them."""
+    probes = {(codec.name, path) for codec in CODECS for path in codec.probe_paths}
+    gets = {(codec.name, path) for codec, path in GETS}
+    assert probes
+    assert probes <= gets
+
+
+@pytest.mark.parametrize(("codec", "template"), GETS, ids=[f"{c.name} {p}" for c, p in GETS])
+def test_head_answers_like_get_without_a_body(
+    client: TestClient, codec: Codec, template: str
+) -> None:
+    """Monitors probe with HEAD: same status and headers as GET (its Content-Length too), no
+    body."""
+    path = filled(codec, template)
+    get = client.get(path)
+    head = client.head(path)
+    assert head.status_code == get.status_code == 200, head.text
+    assert head.content == b""
+    assert int(head.headers["content-length"]) == len(get.content) > 0
+    for headers in (get.headers, head.headers):
+        del headers["x-request-id"]
+    assert head.headers == get.headers
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +151,7 @@ def app(trained_repository: Path) -> Any:
 
 def run(app: Any, method: str, path: str, headers: Any, messages: Any, **options: Any) -> Any:
     async def scenario() -> Any:
-        async with started(app) as state:
+        async with started(app) as state, asyncio.timeout(HANG_SECONDS):
             return await exchange(app, state, method, path, headers, messages, **options)
 
     return asyncio.run(scenario())
@@ -182,12 +221,14 @@ def test_a_model_no_one_serves_is_refused_before_the_body_is_read(
     assert "'other'" in error_message(codec, sent.body)
 
 
+@pytest.mark.parametrize("sent_first", [1, 0], ids=["after a first chunk", "before any byte"])
 @pytest.mark.parametrize(("codec", "operation", "path"), INFERENCE)
 def test_a_body_that_stops_arriving_gets_408_and_the_connection_closed(
-    app: Any, codec: Codec, operation: Operation, path: str
+    app: Any, codec: Codec, operation: Operation, path: str, sent_first: int
 ) -> None:
     first_chunk = {"type": "http.request", "body": valid_body(operation)[:10], "more_body": True}
-    sent = run(app, "POST", path, JSON, [first_chunk], then_wait=True)
+    headers = [*JSON, ("content-length", "100")]
+    sent = run(app, "POST", path, headers, [first_chunk][:sent_first], then_wait=True)
     assert sent.status == 408
     assert sent.headers["connection"] == "close"
     assert "did not arrive within 0.2 s" in error_message(codec, sent.body)

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import grpc
 import numpy as np
@@ -22,8 +22,9 @@ import orjson
 import pytest
 import tritonclient.http as triton
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, ValidationError
 
-from app.codecs import native, tfserving, v2
+from app.codecs import CODECS, native, tfserving, v2
 from app.codecs.base import Codec, MessageError
 from app.codecs.grpc import SERVICE, STATUS_CODES
 from app.codecs.oip_grpc import open_inference_grpc_pb2 as messages
@@ -262,6 +263,7 @@ POSITIONAL = NotOnWire("tensor values are positional")
 NO_JSON = NotOnWire("a protobuf message, not JSON")
 NO_HEADER_LENGTH = NotOnWire("no header length: gRPC frames each message itself")
 GRPC_CONTENT_TYPE = NotOnWire("gRPC's own `application/grpc`, checked by gRPC")
+NO_NULL = NotOnWire("protobuf has no null: a field left out is its default")
 
 
 def threshold_case(what: str, threshold: Any, shown: str, field_name: str = "threshold") -> Case:
@@ -301,6 +303,13 @@ def grpc_threshold(threshold: Any, shown: str) -> Cell:
         if isinstance(threshold, dict)
         else {"threshold": threshold}
     )
+    if None in given.values():  # protobuf's null: a parameter with no value set
+        (name,) = given
+        unset = {name.replace("__", "."): messages.InferParameter()}
+        written = f"`{name.replace('__', '.')}` with no value set"
+        return Wire(
+            f"parameter {written}", grpc_body(parameters=unset), 400, field="parameters.threshold"
+        )
     written = ", ".join(
         f"`{name.replace('__', '.')}`: `{value!r}`" for name, value in given.items()
     )
@@ -860,11 +869,11 @@ CASES: list[Case] = [
     Case(
         "`outputs` is not a list",
         native=NotOnWire("the outputs are fixed"),
-        v2_json=Wire('`"outputs": null`', v2_body(outputs=None), 400, field="outputs"),
+        v2_json=Wire('`"outputs": "labels"`', v2_body(outputs="labels"), 400, field="outputs"),
         v2_binary=raw_binary(
-            '`"outputs": null` in the header',
+            '`"outputs": "labels"` in the header',
             400,
-            HEADER_ONLY[:-1] + b', "outputs": null}',
+            HEADER_ONLY[:-1] + b', "outputs": "labels"}',
             ROW_BYTES,
             field="outputs",
         ),
@@ -918,6 +927,88 @@ CASES: list[Case] = [
         v2_binary=SAME_AS_JSON_HEADER,
         tfserving=NotOnWire("no request id in the body"),
         grpc=NotOnWire("`id` is a string field"),
+    ),
+    # null where a schema declares a type: a field is given a value or left out, never null
+    Case(
+        "an optional string field is null",
+        native=Wire(
+            '`"format": null`',
+            native_body(format=None),
+            422,
+            code="invalid_request",
+            field="format",
+        ),
+        v2_json=Wire('`"id": null`', v2_body(id=None), 400, field="id"),
+        v2_binary=raw_binary(
+            '`"id": null` in the header',
+            400,
+            HEADER_ONLY[:-1] + b', "id": null}',
+            ROW_BYTES,
+            field="id",
+        ),
+        tfserving=Wire(
+            '`"signature_name": null`',
+            tf_body(signature_name=None),
+            400,
+            field="signature_name",
+        ),
+        grpc=NO_NULL,
+    ),
+    Case(
+        "an optional object field is null",
+        native=NotOnWire("its one object field is `threshold`: see threshold is null"),
+        v2_json=Wire('`"parameters": null`', v2_body(parameters=None), 400, field="parameters"),
+        v2_binary=raw_binary(
+            '`"parameters": null` in the header',
+            400,
+            HEADER_ONLY.replace(b'"parameters":{"binary_data_output":true}', b'"parameters":null'),
+            ROW_BYTES,
+            field="parameters",
+        ),
+        tfserving=NotOnWire("no object field but the rows: see the rows are null"),
+        grpc=NO_NULL,
+    ),
+    threshold_case("threshold is null", None, "null"),
+    threshold_case(
+        "a label's threshold is null", {"label_1": None}, '{"label_1": null}', "threshold.label_1"
+    ),
+    Case(
+        "the rows are null",
+        native=Wire(
+            '`"instances": null`',
+            b'{"instances": null}',
+            422,
+            code="invalid_request",
+            field="instances",
+        ),
+        v2_json=Wire('`"data": null`', v2_body(tensor={"data": None}), 400, field="inputs.0.data"),
+        v2_binary=NO_BINARY_VALUES,
+        tfserving=Wire(
+            '`"instances": null`',
+            b'{"instances": null}',
+            400,
+            field="instances",
+        ),
+        grpc=NO_NULL,
+    ),
+    Case(
+        "a binary data parameter is null",
+        native=NOT_BINARY,
+        v2_json=Wire(
+            '`"outputs": [{"name": "labels", "parameters": {"binary_data": null}}]`',
+            v2_body(outputs=[{"name": "labels", "parameters": {"binary_data": None}}]),
+            400,
+            field="outputs.0.parameters.binary_data",
+        ),
+        v2_binary=raw_binary(
+            '`"binary_data_size": null`',
+            400,
+            HEADER_ONLY.replace(b'"binary_data_size":40', b'"binary_data_size":null'),
+            ROW_BYTES,
+            field="inputs.0.parameters.binary_data_size",
+        ),
+        tfserving=NOT_BINARY,
+        grpc=NO_NULL,
     ),
     Case(
         "both the row and the columnar format",
@@ -1088,6 +1179,54 @@ def assert_native_error(response: Any, wire: Wire) -> None:
     assert (error["row"], error["field"]) == (wire.row, wire.field), error
     if wire.code is not None:
         assert error["code"] == wire.code, error
+
+
+def request_models() -> list[type[BaseModel]]:
+    """Every model a codec validates a request body with, the nested ones included."""
+    found: list[type[BaseModel]] = []
+    pending = [op.request_model for codec in CODECS for op in codec.operations if op.request_model]
+    while pending:
+        model = pending.pop()
+        if model not in found:
+            found.append(model)
+            for field in model.model_fields.values():
+                pending += models_in(field.annotation)
+    return found
+
+
+def models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in models_in(argument)]
+
+
+OPTIONAL_FIELDS = [
+    pytest.param(model, name, id=f"{model.__name__}.{name}")
+    for model in request_models()
+    for name, field in model.model_fields.items()
+    if not field.is_required()
+]
+
+
+def test_request_models_have_optional_fields() -> None:
+    assert len(OPTIONAL_FIELDS) >= 10
+
+
+@pytest.mark.parametrize(("model", "name"), OPTIONAL_FIELDS)
+def test_no_optional_field_of_a_request_takes_null_nor_says_it_may(
+    model: type[BaseModel], name: str
+) -> None:
+    """The rule behind the null cases above, for every field a codec declares (a field added
+    later included): left out, or given a value of its type; null is refused, and the schema
+    does not offer it."""
+    with pytest.raises(ValidationError) as raised:
+        model.model_validate({name: None})
+    (refusal,) = [error for error in raised.value.errors() if error["loc"] == (name,)]
+    assert refusal["input"] is None
+    assert refusal["type"] != "extra_forbidden"
+    schema = model.model_json_schema()["properties"][name]
+    assert {"type": "null"} not in schema.get("anyOf", []), schema
+    assert schema.get("type") != "null", schema
 
 
 def test_every_case_is_written_on_some_protocol_and_named_once() -> None:

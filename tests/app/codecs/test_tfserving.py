@@ -184,7 +184,7 @@ ERRORS: list[tuple[str, str, str, Any, int, str]] = [
     ("unknown version metadata", "GET", VERSIONED.format(7) + "/metadata", None, 404, "version 7"),
     ("status with POST", "POST", f"/v1/models/{MODEL_NAME}", OK_BODY, 405, "use GET"),
     ("metadata with DELETE", "DELETE", f"/v1/models/{MODEL_NAME}/metadata", None, 405, "use GET"),
-    ("instances null", "POST", PREDICT, {"instances": None}, 400, "got null"),
+    ("instances null", "POST", PREDICT, {"instances": None}, 400, "instances: must not be null"),
     (
         "instances an object",
         "POST",
@@ -220,11 +220,21 @@ def test_errors_get_the_status_and_error_object_tf_serving_returns(
     assert_message_error(client.request(method, path, json=body), status, fragment)
 
 
-def test_an_unknown_verb_meets_the_status_operation_and_its_405(client: TestClient) -> None:
-    """``{name}`` also matches ``multilabel:classify``: only GET is served there."""
-    response = client.post(f"/v1/models/{MODEL_NAME}:classify", json=OK_BODY)
-    assert_message_error(response, 405, "use GET")
-    assert response.headers["allow"] == "GET"
+@pytest.mark.parametrize("verb", ["classify", "regress"])
+@pytest.mark.parametrize("model", [MODEL_NAME, f"{MODEL_NAME}/versions/1"])
+def test_classify_and_regress_are_refused_as_not_supported(
+    client: TestClient, model: str, verb: str
+) -> None:
+    """Not the status operation's 405 (``{name}`` also matches ``multilabel:classify``)."""
+    response = client.post(f"/v1/models/{model}:{verb}", json=OK_BODY)
+    assert_message_error(response, 400, f"{verb} is not supported")
+    assert "use :predict" in response.json()["error"]
+    assert "allow" not in response.headers
+
+
+@pytest.mark.parametrize("model", ["other", f"{MODEL_NAME}/versions/9"])
+def test_classify_of_a_model_not_served_is_a_404_first(client: TestClient, model: str) -> None:
+    assert_message_error(client.post(f"/v1/models/{model}:classify", json=OK_BODY), 404, "")
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_missing_repository_directory_is_not_ready(tmp_path: Path) -> None:
 def test_a_probe_with_another_method_gets_405_with_allow(client: TestClient, path: str) -> None:
     response = client.delete(path)
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
     assert "error" in response.json()
 
 
