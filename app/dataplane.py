@@ -49,9 +49,11 @@ from app.errors import (
     shown_name,
 )
 from app.features import (
+    NumberArray,
     check_row_count,
     features_from_bytes,
     features_from_flat,
+    features_from_numbers,
     features_from_rows,
     features_from_typed,
     row_list,
@@ -78,7 +80,8 @@ Done = TypeVar("Done")
 @dataclass(slots=True)
 class Rows:
     """Rows as a JSON body holds them: each a list of numbers in feature order or, where the
-    protocol allows it (``named``), an object keyed by feature name."""
+    protocol allows it (``named``), an object keyed by feature name; or, read straight from
+    the body, a ``NumberArray`` of rows."""
 
     values: Any
     field: str  # where the rows are in the protocol's message, for errors
@@ -188,6 +191,11 @@ class DataPlane:
             repository.get(name)  # an unknown or unready model is reported as that first
             raise ModelNotFound(f"version {shown_name(version)} of model {name!r} is not loaded")
         return repository.get(name, int(version))
+
+    @property
+    def max_rows(self) -> int:
+        """The most rows one request may hold (a codec may refuse more before decoding them)."""
+        return self._max_rows
 
     @property
     def ready(self) -> bool:
@@ -353,6 +361,8 @@ def _row_count(inputs: Rows | Sequence[Tensor], model: Model, field: str) -> int
     its one input tensor, checked against the model (name, datatype, shape, and the size of
     raw values: all cheap, so made before the request is admitted)."""
     if isinstance(inputs, Rows):
+        if isinstance(inputs.values, NumberArray):
+            return len(inputs.values)
         return len(row_list(inputs.values, inputs.field))
     tensor = _the_input(inputs, model, field)
     rows: int = tensor.shape[0]
@@ -365,7 +375,7 @@ def _row_count(inputs: Rows | Sequence[Tensor], model: Model, field: str) -> int
                 f"{INPUT_DATATYPE} needs {expected}",
                 field=tensor.data_field,
             )
-    elif not (tensor.typed or isinstance(data, list)):
+    elif not (tensor.typed or isinstance(data, list | NumberArray)):
         kind = "missing" if data is None else f"a {type(data).__name__}"
         raise InvalidRequest(
             f"{tensor.data_field} must be a list, got {kind}", field=tensor.data_field
@@ -409,6 +419,8 @@ def _features(inputs: Rows | Sequence[Tensor], model: Model, rows: int) -> NDArr
     """The request's values as a validated float32 matrix [rows, features]."""
     names = model.metadata.features
     if isinstance(inputs, Rows):
+        if isinstance(inputs.values, NumberArray):
+            return features_from_numbers(inputs.values, names)
         return features_from_rows(
             inputs.values,
             names,
@@ -422,15 +434,21 @@ def _features(inputs: Rows | Sequence[Tensor], model: Model, rows: int) -> NDArr
         return features_from_bytes(data, rows, names)
     if tensor.typed:
         return features_from_typed(np.fromiter(data, np.float32, len(data)), rows, names)
+    if isinstance(data, NumberArray):
+        if data.rows is not None:
+            _check_nested_rows(data.rows, rows, tensor.data_field)
+        return features_from_numbers(data, names, rows)
     if data and isinstance(data[0], list):
-        if len(data) != rows:
-            raise InvalidRequest(
-                f"data has {len(data)} rows but shape says {rows}", field=tensor.data_field
-            )
+        _check_nested_rows(len(data), rows, tensor.data_field)
         return features_from_rows(
             data, names, booleans_possible=tensor.booleans_possible, what=tensor.data_field
         )
     return features_from_flat(data, rows, names, booleans_possible=tensor.booleans_possible)
+
+
+def _check_nested_rows(given: int, rows: int, field: str) -> None:
+    if given != rows:
+        raise InvalidRequest(f"data has {given} rows but shape says {rows}", field=field)
 
 
 def _predict(

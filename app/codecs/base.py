@@ -19,6 +19,7 @@ from app.errors import SHOWN_LENGTH, InvalidJSON, InvalidRequest, ServiceError
 from app.inference import Model
 
 JSON_MEDIA_TYPE = b"application/json"
+NOT_AN_OBJECT = "body must be a JSON object"
 Envelope = TypeVar("Envelope", bound=BaseModel)
 
 _PROBABILITY_SCHEMA: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
@@ -191,7 +192,7 @@ def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
     vectorized, with row and feature in each message.
     """
     if not isinstance(value, dict):
-        raise InvalidRequest("body must be a JSON object")
+        raise InvalidRequest(NOT_AN_OBJECT)
     try:
         return model.model_validate(value)
     except ValidationError as error:
