@@ -17,8 +17,9 @@ hold) is parsed again by orjson, so that the data plane finds and names the prob
 it always has: both parsers read only strict JSON, and read its numbers to the same float64.
 
 Structure is also checked before anything is built: a large body whose top level is not an
-object is refused at once, and so are rows past ``max_rows`` (issue 20's hostile bodies: 8 MiB
-of ``[],`` would otherwise be millions of Python lists).
+object is refused at once, and so are rows (arrays or objects) past ``max_rows``, by their
+count, before the rest of the request is checked (issue 20's hostile bodies: 8 MiB of ``[],``
+would otherwise be millions of Python lists, built on the event loop).
 """
 
 from __future__ import annotations
@@ -74,14 +75,16 @@ def decode_json_numbers(body: bytes, bulks: Sequence[Bulk], max_rows: int) -> An
         array = _at(document, bulk.path)
         if array is None:
             continue
+        if len(array) > max_rows and isinstance(array[0], simdjson.Array | simdjson.Object):
+            check_row_count(
+                len(array), max_rows
+            )  # rows past the limit: refused before any is built
         numbers = _numbers(body, array, bulk)
         if numbers is not None:
             try:
                 return _replaced(document, bulk.path, numbers)
             except _RepeatedKey:
                 break
-        if not bulk.flat and len(array) > max_rows:
-            check_row_count(len(array), max_rows)  # refused by its count, before any row is built
         break
     return decode_json(body)
 
