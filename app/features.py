@@ -128,8 +128,11 @@ def features_from_bytes(
 ) -> NDArray[np.float32]:
     """Little-endian float32 values in row-major order (a binary tensor), checked finite."""
     matrix = np.frombuffer(raw, dtype=LITTLE_ENDIAN_FLOAT32).reshape(rows, len(feature_names))
-    if rows <= SMALL_BATCH_ROWS and all(map(math.isfinite, matrix.ravel().tolist())):
-        return matrix  # a few values: checked faster in Python than by numpy's calls
+    if rows <= SMALL_BATCH_ROWS:
+        if all(map(math.isfinite, matrix.ravel().tolist())):
+            return matrix  # a few values: checked faster in Python than by numpy's calls
+    elif np.isfinite(matrix).all():
+        return matrix.astype(np.float32, copy=False)
     _refuse_first(~np.isfinite(matrix), matrix, feature_names, "is not a finite number")
     return matrix.astype(np.float32, copy=False)
 
@@ -142,7 +145,8 @@ def features_from_typed(
     width = len(feature_names)
     _check_flat_size(len(values), rows, width)
     matrix = values.astype(np.float32, copy=False).reshape(rows, width)
-    _refuse_first(~np.isfinite(matrix), matrix, feature_names, "is not a finite number")
+    if not np.isfinite(matrix).all():
+        _refuse_first(~np.isfinite(matrix), matrix, feature_names, "is not a finite number")
     return matrix
 
 
