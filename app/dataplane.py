@@ -17,8 +17,9 @@ same verdict on the same input:
 - outputs are chosen by name from the model's outputs; the decision is ``labels`` (each label
   on at or above its threshold);
 - admission control bounds the rows in flight per worker (503 past it);
-- large batches are converted and predicted in a bounded thread pool, off the event loop, and
-  their answers rendered on a thread of their own (``DataPlane.render``);
+- large batches are converted and predicted in a bounded thread pool, off the event loop (from
+  ``offload_rows`` on; values already in an array from ``offload_array_rows``), and their
+  answers rendered on a thread of their own (``DataPlane.render``);
 - outputs must be finite, or the request fails naming the rows;
 - the prediction metrics are counted.
 
@@ -49,9 +50,11 @@ from app.errors import (
     shown_name,
 )
 from app.features import (
+    NumberArray,
     check_row_count,
     features_from_bytes,
     features_from_flat,
+    features_from_numbers,
     features_from_rows,
     features_from_typed,
     row_list,
@@ -78,7 +81,8 @@ Done = TypeVar("Done")
 @dataclass(slots=True)
 class Rows:
     """Rows as a JSON body holds them: each a list of numbers in feature order or, where the
-    protocol allows it (``named``), an object keyed by feature name."""
+    protocol allows it (``named``), an object keyed by feature name; or, read straight from
+    the body, a ``NumberArray`` of rows."""
 
     values: Any
     field: str  # where the rows are in the protocol's message, for errors
@@ -167,6 +171,7 @@ class DataPlane:
         self._max_rows = settings.max_rows
         self._max_inflight_rows = settings.max_inflight_rows
         self._offload_rows = settings.offload_rows
+        self._offload_array_rows = settings.offload_array_rows
         self._retry_after = settings.retry_after
         self.rows_in_flight = 0
         self._pool = ThreadPoolExecutor(
@@ -188,6 +193,11 @@ class DataPlane:
             repository.get(name)  # an unknown or unready model is reported as that first
             raise ModelNotFound(f"version {shown_name(version)} of model {name!r} is not loaded")
         return repository.get(name, int(version))
+
+    @property
+    def max_rows(self) -> int:
+        """The most rows one request may hold (a codec may refuse more before decoding them)."""
+        return self._max_rows
 
     @property
     def ready(self) -> bool:
@@ -226,8 +236,11 @@ class DataPlane:
         self._admit(rows)
         self.rows_in_flight += rows
         try:
-            if rows < self._offload_rows:
-                # Inline: for a few rows the whole request costs less than a thread hop.
+            if rows < self._offload_rows or (
+                rows < self._offload_array_rows and _in_arrays(inputs)
+            ):
+                # Inline: for a few rows, or values already in an array, the whole request
+                # costs less than a thread hop.
                 prediction, out_of_range = _predict(model, inputs, rows, thresholds)
             else:
                 prediction, out_of_range = await asyncio.get_running_loop().run_in_executor(
@@ -353,6 +366,8 @@ def _row_count(inputs: Rows | Sequence[Tensor], model: Model, field: str) -> int
     its one input tensor, checked against the model (name, datatype, shape, and the size of
     raw values: all cheap, so made before the request is admitted)."""
     if isinstance(inputs, Rows):
+        if isinstance(inputs.values, NumberArray):
+            return len(inputs.values)
         return len(row_list(inputs.values, inputs.field))
     tensor = _the_input(inputs, model, field)
     rows: int = tensor.shape[0]
@@ -365,12 +380,21 @@ def _row_count(inputs: Rows | Sequence[Tensor], model: Model, field: str) -> int
                 f"{INPUT_DATATYPE} needs {expected}",
                 field=tensor.data_field,
             )
-    elif not (tensor.typed or isinstance(data, list)):
+    elif not (tensor.typed or isinstance(data, list | NumberArray)):
         kind = "missing" if data is None else f"a {type(data).__name__}"
         raise InvalidRequest(
             f"{tensor.data_field} must be a list, got {kind}", field=tensor.data_field
         )
     return rows
+
+
+def _in_arrays(inputs: Rows | Sequence[Tensor]) -> bool:
+    """Whether the request's values arrived as an array (raw bytes, a wire's typed numbers,
+    JSON read into a NumberArray): converted and checked at numpy's speed."""
+    if isinstance(inputs, Rows):
+        return isinstance(inputs.values, NumberArray)
+    tensor = inputs[0]  # one input, checked by _row_count
+    return tensor.typed or isinstance(tensor.data, bytes | memoryview | NumberArray)
 
 
 def _the_input(tensors: Sequence[Tensor], model: Model, field: str) -> Tensor:
@@ -409,6 +433,8 @@ def _features(inputs: Rows | Sequence[Tensor], model: Model, rows: int) -> NDArr
     """The request's values as a validated float32 matrix [rows, features]."""
     names = model.metadata.features
     if isinstance(inputs, Rows):
+        if isinstance(inputs.values, NumberArray):
+            return features_from_numbers(inputs.values, names)
         return features_from_rows(
             inputs.values,
             names,
@@ -422,15 +448,21 @@ def _features(inputs: Rows | Sequence[Tensor], model: Model, rows: int) -> NDArr
         return features_from_bytes(data, rows, names)
     if tensor.typed:
         return features_from_typed(np.fromiter(data, np.float32, len(data)), rows, names)
+    if isinstance(data, NumberArray):
+        if data.rows is not None:
+            _check_nested_rows(data.rows, rows, tensor.data_field)
+        return features_from_numbers(data, names, rows)
     if data and isinstance(data[0], list):
-        if len(data) != rows:
-            raise InvalidRequest(
-                f"data has {len(data)} rows but shape says {rows}", field=tensor.data_field
-            )
+        _check_nested_rows(len(data), rows, tensor.data_field)
         return features_from_rows(
             data, names, booleans_possible=tensor.booleans_possible, what=tensor.data_field
         )
     return features_from_flat(data, rows, names, booleans_possible=tensor.booleans_possible)
+
+
+def _check_nested_rows(given: int, rows: int, field: str) -> None:
+    if given != rows:
+        raise InvalidRequest(f"data has {given} rows but shape says {rows}", field=field)
 
 
 def _predict(

@@ -3,7 +3,8 @@
 Each rule has one home here: a row has exactly the model's features; every value is a number
 (not a boolean, string or null), finite and within float32 range. Errors say which row and
 which feature. The common case (well-formed numbers) is converted by numpy in one call; only
-when that fails does a row-by-row pass run, to find and name the first problem.
+when that fails does a row-by-row pass run, to find and name the first problem. Numbers a codec
+already read straight from its wire into an array (``NumberArray``) are checked on the array.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import array
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -31,6 +33,22 @@ _JSON_TYPE_NAMES = {
     list: "a list",
     dict: "an object",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class NumberArray:
+    """A JSON array of numbers that a codec read straight into float64, without a Python
+    object per number (app/codecs/json_numbers.py): ``values`` flat in row-major order; the
+    array was flat (``rows`` None), or ``rows`` arrays of ``width`` numbers each. Anything
+    else (ragged rows, values that are not numbers) stays a Python list, checked value by
+    value."""
+
+    values: NDArray[np.float64]
+    rows: int | None = None
+    width: int = 0
+
+    def __len__(self) -> int:
+        return len(self.values) if self.rows is None else self.rows
 
 
 def row_list(rows: Any, what: str) -> list[Any]:
@@ -75,10 +93,7 @@ def features_from_flat(
 ) -> NDArray[np.float32]:
     """A tensor's values flat in row-major order, ``rows`` by the model's features."""
     width = len(feature_names)
-    if len(data) != rows * width:
-        raise InvalidInput(
-            f"data has {len(data)} values but shape [{rows}, {width}] needs {rows * width}"
-        )
+    _check_flat_size(len(data), rows, width)
     if booleans_possible:
         # The types of flat values are collected at C speed: tritonclient's JSON always holds
         # a boolean ("binary_data": false), which would otherwise send every value through
@@ -92,13 +107,32 @@ def features_from_flat(
     return _to_float32(flat.reshape(rows, width), feature_names)
 
 
+def features_from_numbers(
+    numbers: NumberArray, feature_names: Sequence[str], rows: int | None = None
+) -> NDArray[np.float32]:
+    """Numbers read straight from JSON text: flat ones, ``rows`` by the model's features, or
+    rows that all have the same count of numbers, which must be the model's. Every value is a
+    number already; finiteness and float32 range are checked on the array."""
+    width = len(feature_names)
+    if numbers.rows is None:
+        assert rows is not None, "flat numbers need the row count of their shape"
+        _check_flat_size(len(numbers.values), rows, width)
+        return _to_float32(numbers.values.reshape(rows, width), feature_names)
+    if numbers.width != width:  # every row has the same count: the first one is named
+        raise InvalidInput(f"row 0: expected {width} values, got {numbers.width}", row=0)
+    return _to_float32(numbers.values.reshape(numbers.rows, width), feature_names)
+
+
 def features_from_bytes(
     raw: bytes | memoryview, rows: int, feature_names: Sequence[str]
 ) -> NDArray[np.float32]:
     """Little-endian float32 values in row-major order (a binary tensor), checked finite."""
     matrix = np.frombuffer(raw, dtype=LITTLE_ENDIAN_FLOAT32).reshape(rows, len(feature_names))
-    if rows <= SMALL_BATCH_ROWS and all(map(math.isfinite, matrix.ravel().tolist())):
-        return matrix  # a few values: checked faster in Python than by numpy's calls
+    if rows <= SMALL_BATCH_ROWS:
+        if all(map(math.isfinite, matrix.ravel().tolist())):
+            return matrix  # a few values: checked faster in Python than by numpy's calls
+    elif np.isfinite(matrix).all():
+        return matrix.astype(np.float32, copy=False)
     _refuse_first(~np.isfinite(matrix), matrix, feature_names, "is not a finite number")
     return matrix.astype(np.float32, copy=False)
 
@@ -109,13 +143,18 @@ def features_from_typed(
     """Numbers a wire already typed (a flat array), ``rows`` by the model's features, checked
     finite."""
     width = len(feature_names)
-    if len(values) != rows * width:
-        raise InvalidInput(
-            f"data has {len(values)} values but shape [{rows}, {width}] needs {rows * width}"
-        )
+    _check_flat_size(len(values), rows, width)
     matrix = values.astype(np.float32, copy=False).reshape(rows, width)
-    _refuse_first(~np.isfinite(matrix), matrix, feature_names, "is not a finite number")
+    if not np.isfinite(matrix).all():
+        _refuse_first(~np.isfinite(matrix), matrix, feature_names, "is not a finite number")
     return matrix
+
+
+def _check_flat_size(size: int, rows: int, width: int) -> None:
+    if size != rows * width:
+        raise InvalidInput(
+            f"data has {size} values but shape [{rows}, {width}] needs {rows * width}"
+        )
 
 
 def _few_rows_of_numbers(rows: list[Any], width: int) -> NDArray[np.float32] | None:

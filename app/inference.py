@@ -157,8 +157,9 @@ class Model:
         outside = (features < self._train_low) | (features > self._train_high)
         if not outside.any():
             return OutOfRange.none()
-        rows, columns = np.nonzero(outside)
-        return OutOfRange(rows, columns, features[rows, columns])
+        found = np.flatnonzero(outside)  # row-major, as np.nonzero, at a fraction of its cost
+        rows, columns = np.divmod(found, features.shape[1])
+        return OutOfRange(rows, columns, features.ravel()[found])
 
 
 def _within(values: list[float], bounds: list[tuple[float, float]]) -> bool:

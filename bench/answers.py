@@ -15,7 +15,7 @@ import tritonclient.http as triton  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
 from bench.bodies import Body
-from bench.workloads import NATIVE, NATIVE_COLUMNS, V1, V2_BINARY, V2_JSON, Workload
+from bench.workloads import NATIVE, NATIVE_COLUMNS, V1, V1_COLUMNS, V2_BINARY, V2_JSON, Workload
 
 HEADER_LENGTH = "inference-header-content-length"
 PROBABILITIES = "probabilities"
@@ -122,10 +122,16 @@ def _v1(answer: Answer) -> list[list[float]]:
     return predictions
 
 
+def _v1_columns(answer: Answer) -> list[list[float]]:
+    outputs: list[list[float]] = orjson.loads(answer.body)["outputs"]
+    return outputs
+
+
 _PROBABILITIES: dict[str, Callable[[Answer], NDArray[np.float32] | list[list[float]]]] = {
     NATIVE.key: _native_rows,
     NATIVE_COLUMNS.key: _native_columns,
     V2_JSON.key: _v2_json,
     V2_BINARY.key: _v2_binary,
     V1.key: _v1,
+    V1_COLUMNS.key: _v1_columns,
 }

@@ -21,6 +21,7 @@ from bench.workloads import (
     NATIVE_COLUMNS,
     OCTET_STREAM,
     V1,
+    V1_COLUMNS,
     V2_BINARY,
     V2_INPUT_NAME,
     V2_JSON,
@@ -48,6 +49,8 @@ def build_body(form: Form, rows: list[list[int]]) -> Body:
     """The body a client of ``form`` sends for ``rows``."""
     if form in (NATIVE, V1):
         return Body(orjson.dumps({"instances": rows}), JSON)
+    if form == V1_COLUMNS:
+        return Body(orjson.dumps({"inputs": rows}), JSON)
     if form == NATIVE_COLUMNS:
         return Body(orjson.dumps({"instances": rows, "format": "columns"}), JSON)
     if form == V2_JSON:

@@ -43,6 +43,8 @@ class ServerResult:
     measurements: list[Measurement] = field(default_factory=list)
     # Health probes idle and under a flood (bench/probes.py), as a dict; ours only.
     probes: dict[str, Any] | None = None
+    # /health/ready beside four clients sending 8 MiB hostile bodies (bench/probes.py); ours only.
+    hostile: dict[str, Any] | None = None
 
     def get(self, workload: str) -> Measurement | None:
         """The measurement of ``workload`` (a key) if it was measured correctly, else None."""

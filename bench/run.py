@@ -38,7 +38,7 @@ from bench.prepare import (
     fresh_rows,
     served_model,
 )
-from bench.probes import FLOOD, probes_under_flood
+from bench.probes import FLOOD, probes_under_flood, readiness_beside_hostile_bodies
 from bench.processes import PeakRss, Running, library_loaded, rss_mb, running
 from bench.records import NOT_APPLICABLE, Measurement, ServerResult
 from bench.report import OURS_1, Report
@@ -104,6 +104,7 @@ class Bench:
                             print(f"   {describe(measurement, workload)}", flush=True)
                     if self.probes and server.key == OURS_1:
                         result.probes = self._probes(live)
+                        result.hostile = self._hostile(live)
                 result.loaded_rss_mb = round(max(peak.peak, result.idle_rss_mb or 0.0), 1)
         except (RuntimeError, OSError, subprocess.SubprocessError) as error:
             result.error = str(error)
@@ -120,6 +121,19 @@ class Bench:
             f"   {figures.path} idle p99 {figures.idle.p99_ms:.2f} ms, under "
             f"{figures.flood} p99 {figures.loaded.p99_ms:.2f} ms (max "
             f"{figures.loaded.max_ms:.2f} ms, {figures.loaded.probes} probes)",
+            flush=True,
+        )
+        return asdict(figures)
+
+    def _hostile(self, live: Running) -> dict[str, Any]:
+        """/health/ready alone, then beside four clients sending 8 MiB hostile JSON bodies."""
+        seconds = max(self.plan.duration_s, PROBE_SECONDS)
+        figures = readiness_beside_hostile_bodies(live.base_url, live.process.pid, seconds)
+        print(
+            f"   {figures.path} idle p50 {figures.idle.p50_ms:.2f} ms, beside 4 x "
+            f"{figures.body_mib:g} MiB `[],` bodies p50 {figures.loaded.p50_ms:.2f} ms, p99 "
+            f"{figures.loaded.p99_ms:.2f} ms, max {figures.loaded.max_ms:.2f} ms; answers "
+            f"{figures.statuses}; RSS {figures.rss_mib:.0f} -> peak {figures.peak_rss_mib:.0f} MiB",
             flush=True,
         )
         return asdict(figures)

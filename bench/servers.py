@@ -5,9 +5,11 @@
 | ours-1, ours-2 | ``python -m app``, default settings, 1 or 2 workers |
 | ceiling-1, ceiling-2 | bench/ceiling.py: bare ASGI, orjson parse, constant reply |
 | ceiling-binary-1 | bench/ceiling_binary.py: bare ASGI, binary V2 body viewed with numpy |
+| ceiling-work-1 | bench/ceiling_work.py: bare ASGI, only the work (parse, float32, ONNX, render) |
 | tutorial-1 | bench/tutorial.py: FastAPI + pydantic + Keras ``model.predict`` |
 | kserve-1 | KServe's ModelServer with bench/peers/kserve_model.py (``--peers``) |
-| mlserver-1 | MLServer with bench/peers/mlserver_model.py, parallel_workers 0 (``--peers``) |
+| mlserver-1 | MLServer, bench/peers/mlserver_model.py, parallel_workers 0, NumpyCodec (--peers) |
+| mlserver-list-1 | the same, one FP32 output from ``p.ravel().tolist()``: stronger (--peers) |
 """
 
 from __future__ import annotations
@@ -23,17 +25,20 @@ import orjson
 from bench.peers.pins import KSERVE, MLSERVER, PeerPins
 from bench.peers.virtualenvs import ensure_virtualenv, installed_versions
 from bench.prepare import ROOT, WORK, ServedModel
-from bench.workloads import MODEL_NAME, NATIVE, NATIVE_COLUMNS, V1, V2_BINARY, V2_JSON
+from bench.workloads import BATCH_OF_FORM, FORMS, MODEL_NAME, NATIVE, V1, V2_BINARY, V2_JSON
 
 OURS, CEILING, TUTORIAL, PEER = "ours", "ceiling", "tutorial", "peer"
+WORK_CEILING = "work ceiling"  # answers like ours: checked as ours are
 PEERS_DIR = WORK / "peers"
 UVICORN = (sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}")
 FAST_UVICORN = ("--loop", "uvloop", "--http", "httptools", "--log-level", "warning")
-ALL_FORMS = frozenset(form.key for form in (NATIVE, NATIVE_COLUMNS, V2_JSON, V2_BINARY, V1))
+ALL_FORMS = frozenset(form.key for form in FORMS)
 JSON_FORMS = ALL_FORMS - {V2_BINARY.key}
 # Worker scaling is read at 1 row, c=32 (and batches for context): enough for the 2-worker
 # target, without doubling the run.
 SCALING_WORKLOADS = frozenset({"native-1-c32", "native-1000"})
+# The work ceiling is read where the work dominates: the 1000-row batches of every form.
+BATCH_WORKLOADS = frozenset(BATCH_OF_FORM.values())
 # Versions reported beside each server's figures.
 STACK = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "onnxruntime", "numpy")
 
@@ -116,6 +121,22 @@ def ceiling_binary() -> Server:
     )
 
 
+def work_ceiling(model: ServedModel) -> Server:
+    """The work ceiling on the same stack: every form, only the work its answer needs."""
+    command = (*UVICORN, *FAST_UVICORN, "--no-access-log", "bench.ceiling_work:app")
+    return Server(
+        "ceiling-work-1",
+        "work ceiling, 1 worker (bench/ceiling_work.py)",
+        WORK_CEILING,
+        command,
+        "/",
+        ALL_FORMS,
+        env={"BENCH_MODEL": str(model.path)},
+        workloads=BATCH_WORKLOADS,
+        versions=_our_versions,
+    )
+
+
 def tutorial(model: ServedModel) -> Server:
     """The tutorial approach as tutorials run it: ``uvicorn main:app``, defaults."""
     return Server(
@@ -154,18 +175,27 @@ def kserve(model: ServedModel) -> Server:
     )
 
 
-def mlserver(model: ServedModel) -> Server:
-    """MLServer (V2 REST), inference in the server process (parallel_workers 0)."""
+def mlserver(model: ServedModel, *, list_output: bool = False) -> Server:
+    """MLServer (V2 REST), inference in the server process (parallel_workers 0). Its runtime
+    answers both outputs through MLServer's ``NumpyCodec`` or (``list_output``, the stronger
+    setup) one FP32 output built as ``ResponseOutput(data=p.ravel().tolist())``."""
     python = _peer_python(MLSERVER)
-    repository = PEERS_DIR / "mlserver-repository"
+    variant = "list" if list_output else "numpy"
+    repository = PEERS_DIR / f"mlserver-{variant}-repository"
+    runtime = "OnnxListRuntime" if list_output else "OnnxMultilabelRuntime"
 
     def prepare() -> None:
         _ensure_peer(MLSERVER)
-        _write_mlserver_repository(repository, model)
+        _write_mlserver_repository(repository, model, runtime)
 
+    key, what = (
+        ("mlserver-list-1", "one FP32 output from a list")
+        if list_output
+        else ("mlserver-1", "NumpyCodec, two outputs")
+    )
     return Server(
-        "mlserver-1",
-        f"MLServer {MLSERVER.version}, 1 worker (parallel_workers=0)",
+        key,
+        f"MLServer {MLSERVER.version}, 1 worker (parallel_workers=0), {what}",
         PEER,
         (str(python.parent / "mlserver"), "start", str(repository)),
         f"/v2/models/{MODEL_NAME}/ready",
@@ -177,20 +207,20 @@ def mlserver(model: ServedModel) -> Server:
             "MLSERVER_GRPC_PORT": "{port2}",
             "MLSERVER_METRICS_PORT": "{port3}",
         },
-        cwd=PEERS_DIR / "mlserver-run",  # where MLServer keeps its .metrics and .envs
+        cwd=PEERS_DIR / f"mlserver-{variant}-run",  # where MLServer keeps .metrics and .envs
         prepare=prepare,
         versions=lambda: installed_versions(python, ("mlserver", *STACK)),
     )
 
 
-def _write_mlserver_repository(repository: Path, model: ServedModel) -> None:
+def _write_mlserver_repository(repository: Path, model: ServedModel, runtime: str) -> None:
     """MLServer's server settings and one model's settings, naming our runtime class."""
     model_dir = repository / MODEL_NAME
     model_dir.mkdir(parents=True, exist_ok=True)
     settings = {"parallel_workers": 0, "host": "127.0.0.1"}
     model_settings = {
         "name": MODEL_NAME,
-        "implementation": "bench.peers.mlserver_model.OnnxMultilabelRuntime",
+        "implementation": f"bench.peers.mlserver_model.{runtime}",
         "parameters": {"uri": str(model.onnx), "extra": {"thresholds": list(model.thresholds)}},
     }
     (repository / "settings.json").write_bytes(orjson.dumps(settings, option=orjson.OPT_INDENT_2))
@@ -205,9 +235,11 @@ def catalogue(model: ServedModel) -> list[Server]:
         ours(model, 1),
         ceiling(1),
         ceiling_binary(),
+        work_ceiling(model),
         tutorial(model),
         kserve(model),
         mlserver(model),
+        mlserver(model, list_output=True),
         ours(model, 2),
         ceiling(2),
     ]
@@ -217,13 +249,15 @@ SERVER_KEYS = (
     "ours-1",
     "ceiling-1",
     "ceiling-binary-1",
+    "ceiling-work-1",
     "tutorial-1",
     "kserve-1",
     "mlserver-1",
+    "mlserver-list-1",
     "ours-2",
     "ceiling-2",
 )
-PEER_KEYS = ("kserve-1", "mlserver-1")
+PEER_KEYS = ("kserve-1", "mlserver-1", "mlserver-list-1")
 
 
 def _workers(count: int) -> str:

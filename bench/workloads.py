@@ -26,7 +26,9 @@ NATIVE_COLUMNS = Form("native-columns", "native columns", "/predict", JSON)
 V2_JSON = Form("v2", "V2 JSON", f"/v2/models/{MODEL_NAME}/infer", JSON)
 V2_BINARY = Form("v2-binary", "V2 binary", f"/v2/models/{MODEL_NAME}/infer", OCTET_STREAM)
 V1 = Form("v1", "TF Serving / KServe V1", f"/v1/models/{MODEL_NAME}:predict", JSON)
-FORMS = (NATIVE, NATIVE_COLUMNS, V2_JSON, V2_BINARY, V1)
+# TF Serving's columnar format, ``{"inputs": rows}``, answered ``{"outputs": ...}``.
+V1_COLUMNS = Form("v1-columns", "TF Serving columns", V1.path, JSON)
+FORMS = (NATIVE, NATIVE_COLUMNS, V2_JSON, V2_BINARY, V1, V1_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ WORKLOADS = (
     Workload("v2-binary-1000", "V2 binary 1000 rows, c=4", V2_BINARY, 1000, 4),
     Workload("v1-1", "V1 1 row, c=32", V1, 1, 32),
     Workload("v1-1000", "V1 1000 rows, c=4", V1, 1000, 4),
+    Workload("v1-columns-1000", "TF Serving columns 1000 rows, c=4", V1_COLUMNS, 1000, 4),
 )
 WORKLOAD_KEYS = tuple(workload.key for workload in WORKLOADS)
 BY_KEY = {workload.key: workload for workload in WORKLOADS}
@@ -59,4 +62,5 @@ BATCH_OF_FORM = {
     V2_JSON.key: "v2-1000",
     V2_BINARY.key: "v2-binary-1000",
     V1.key: "v1-1000",
+    V1_COLUMNS.key: "v1-columns-1000",
 }

@@ -28,6 +28,7 @@ from app.errors import SHOWN_LENGTH, InvalidJSON, InvalidRequest, ServiceError
 from app.inference import Model
 
 JSON_MEDIA_TYPE = b"application/json"
+NOT_AN_OBJECT = "body must be a JSON object"
 Envelope = TypeVar("Envelope", bound=BaseModel)
 Value = TypeVar("Value")
 NULL_REFUSED = "must not be null"
@@ -239,7 +240,7 @@ def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
     expected is refused in the same words whatever the field (``refuse_null``).
     """
     if not isinstance(value, dict):
-        raise InvalidRequest("body must be a JSON object")
+        raise InvalidRequest(NOT_AN_OBJECT)
     try:
         return model.model_validate(value)
     except ValidationError as error:

@@ -22,12 +22,12 @@ from app.codecs.base import (
     Codec,
     Operation,
     Reply,
-    decode_json,
     error_headers,
     json_reply,
     may_contain_booleans,
     validate_envelope,
 )
+from app.codecs.json_numbers import Bulk, decode_json_numbers
 from app.codecs.native_schemas import (
     ColumnsResponse,
     ErrorResponse,
@@ -37,22 +37,27 @@ from app.codecs.native_schemas import (
 )
 from app.dataplane import InferenceRequest, InferenceResult, Rows
 from app.errors import ServiceError
+from app.features import NumberArray
 from app.inference import SMALL_BATCH_ROWS, Model
 
 PREDICT_PATH = "/predict"
 MAX_TABLED_LABELS = 10  # one precomputed row ending per label combination: 2**10 at most
+INSTANCES = (Bulk(("instances",)),)
 
 
 async def predict(call: Call) -> Reply:
     """Per-label probabilities and thresholded label sets for one or many rows."""
-    payload = validate_envelope(PredictRequest, decode_json(call.body))
+    dataplane = call.dataplane
+    document = decode_json_numbers(call.body, INSTANCES, dataplane.max_rows)
+    payload = validate_envelope(PredictRequest, document)
+    instances = payload.instances
     rows = Rows(
-        payload.instances,
+        instances,
         "instances",
         named=True,
-        booleans_possible=may_contain_booleans(call.body),
+        booleans_possible=not isinstance(instances, NumberArray)
+        and may_contain_booleans(call.body),
     )
-    dataplane = call.dataplane
     result = await dataplane.infer(InferenceRequest(rows, thresholds=payload.threshold))
     render = render_columns if payload.format == "columns" else render_rows
     body = await dataplane.render(result.rows, render, result)

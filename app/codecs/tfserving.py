@@ -20,7 +20,6 @@ from app.codecs.base import (
     Handler,
     MessageError,
     Reply,
-    decode_json,
     json_reply,
     may_contain_booleans,
     model_in_path,
@@ -28,6 +27,7 @@ from app.codecs.base import (
     render_message_error,
     validate_envelope,
 )
+from app.codecs.json_numbers import Bulk, decode_json_numbers
 from app.codecs.tfserving_schemas import (
     Dim,
     GetModelMetadataResponse,
@@ -43,6 +43,7 @@ from app.codecs.tfserving_schemas import (
 )
 from app.dataplane import INPUT_NAME, InferenceRequest, InferenceResult, Output, Rows
 from app.errors import InvalidInput, InvalidRequest, NotSupported
+from app.features import NumberArray
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURES: dict[str, tuple[Output, ...]] = {
@@ -50,11 +51,14 @@ SIGNATURES: dict[str, tuple[Output, ...]] = {
     "labels": ("probabilities", "labels"),
 }
 OUTPUT_DTYPES: dict[Output, str] = {"probabilities": "DT_FLOAT", "labels": "DT_BOOL"}
+# Rows (``instances``), or the columnar tensor, bare or as the one named input.
+BULKS = (Bulk(("instances",)), Bulk(("inputs",)), Bulk(("inputs", INPUT_NAME)))
 
 
 async def predict(call: Call) -> Reply:
     """Row format (``instances``) answers ``predictions``; columnar (``inputs``) ``outputs``."""
-    payload = validate_envelope(TFServingPredictRequest, decode_json(call.body))
+    document = decode_json_numbers(call.body, BULKS, call.dataplane.max_rows)
+    payload = validate_envelope(TFServingPredictRequest, document)
     outputs = _signature_outputs(payload.signature_name)
     given = payload.model_fields_set & {"instances", "inputs"}
     if len(given) != 1:
@@ -67,7 +71,9 @@ async def predict(call: Call) -> Reply:
         rows = Rows(_instance_rows(payload.instances), "instances")
     else:
         rows = Rows(_input_tensor(payload.inputs), "inputs")
-    rows.booleans_possible = may_contain_booleans(call.body)
+    rows.booleans_possible = not isinstance(rows.values, NumberArray) and may_contain_booleans(
+        call.body
+    )
     request = InferenceRequest(
         rows,
         model_name=call.path_params["name"],

@@ -30,6 +30,7 @@ from app.codecs.base import (
     render_message_error,
     validate_envelope,
 )
+from app.codecs.json_numbers import Bulk, decode_json_numbers
 from app.codecs.v2_schemas import (
     InferenceRequest as V2Request,
 )
@@ -49,6 +50,7 @@ HEADER_LENGTH = b"inference-header-content-length"
 BINARY_MEDIA_TYPE = b"application/octet-stream"
 EXTENSIONS = ["binary_tensor_data"]
 FIELDS = Fields(thresholds="parameters.threshold", decision="parameters.decision")
+DATA = (Bulk(("inputs", 0, "data"), flat=True),)  # the one input's values, flat or by row
 
 
 async def infer(call: Call) -> Reply:
@@ -56,7 +58,7 @@ async def infer(call: Call) -> Reply:
     header, binary = _split_body(call)
     payload = validate_envelope(V2Request, header)
     request = InferenceRequest(
-        _tensors(payload, binary, may_contain_booleans(call.body)),
+        _tensors(payload, binary, call.body),
         model_name=call.path_params["name"],
         model_version=call.path_params.get("version"),
         thresholds=payload.parameters.threshold,
@@ -81,7 +83,7 @@ def _split_body(call: Call) -> tuple[Any, memoryview]:
     """The JSON header, and the binary data after it (empty without the extension)."""
     declared = call.headers.get(HEADER_LENGTH)
     if declared is None:
-        return decode_json(call.body), memoryview(b"")
+        return decode_json_numbers(call.body, DATA, call.dataplane.max_rows), memoryview(b"")
     if not (declared.isdigit() and len(declared) <= 12):
         raise BadRequest(
             "Inference-Header-Content-Length must be a non-negative integer, got "
@@ -97,7 +99,7 @@ def _split_body(call: Call) -> tuple[Any, memoryview]:
     return decode_json(bytes(body[:length])), body[length:]
 
 
-def _tensors(payload: V2Request, binary: memoryview, booleans_possible: bool) -> list[Tensor]:
+def _tensors(payload: V2Request, binary: memoryview, body: bytes) -> list[Tensor]:
     """The input tensors, each with its JSON data or its share of the binary data after the
     header, which must be exactly what the inputs declare."""
     tensors = []
@@ -117,7 +119,7 @@ def _tensors(payload: V2Request, binary: memoryview, booleans_possible: bool) ->
             data_field = f"{field}.parameters.binary_data_size"
             offset += size
         tensor = Tensor(given.name, given.datatype, given.shape, data, field, data_field)
-        tensor.booleans_possible = booleans_possible
+        tensor.booleans_possible = isinstance(data, list) and may_contain_booleans(body)
         tensors.append(tensor)
     if offset != len(binary):
         if not offset:

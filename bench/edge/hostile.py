@@ -9,7 +9,8 @@ of asserted there (a shared machine makes any bound in a test a coin toss).
 3. ``GET /health/ready`` p50/p99/max, probed back to back over one keep-alive connection:
    alone, then while four clients each send 8 MiB JSON bodies of ``[],`` to ``/predict``
    (within the default body limit, no key needed) one after another; with their answers'
-   statuses and the server's peak RSS. The Kubernetes readiness probe times out at 2 s.
+   statuses and the server's peak RSS (bench/probes.py, which ``python -m bench.run`` also
+   runs on ours). The Kubernetes readiness probe times out at 2 s.
 
     MODELS=models .venv/bin/python -m bench.edge.hostile    (env: SECONDS per phase, 10)
 """
@@ -22,8 +23,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench import probes
 from bench.edge.cap_costs import server_at_its_cap
-from tests.robustness.servers import predict_body, process_status, reset_peak_memory, serving
+from tests.robustness.servers import predict_body, serving
 from tests.robustness.sockets import (
     LOOPBACK,
     close_all,
@@ -35,7 +37,6 @@ from tests.robustness.sockets import (
 )
 from tests.support import REFERENCE_INPUTS, ServerProcess
 
-MiB = 1 << 20
 REPOSITORY = Path(os.environ.get("MODELS", "models"))
 SECONDS = float(os.environ.get("SECONDS", "10"))
 JSON = [("Content-Type", "application/json")]
@@ -45,9 +46,6 @@ READY = request_head("GET", "/health/ready")
 LIVE = request_head("GET", "/health/live")
 HALF_LIVE = LIVE[: len(LIVE) // 2]
 HALF_A_BODY = request_head("POST", "/predict", headers=JSON, body_length=200) + b'{"instances": ['
-
-# 8 MiB less a byte of `[[],[],...,[]]`: many small Python objects once parsed.
-HOSTILE_BODY = b"[" + b"[]," * ((8 * MiB - 4) // 3) + b"[]]"
 
 
 async def latencies(
@@ -109,45 +107,20 @@ def refusals_past_the_cap() -> None:
     print(f"past the cap of 20: {dict(statuses)}; connect, send, 503, close: {summary(refused)}")
 
 
-async def hostile_client(server: ServerProcess, stop: float, statuses: Counter[str]) -> None:
-    head = request_head("POST", "/predict", headers=JSON, body_length=len(HOSTILE_BODY))
-    while time.monotonic() < stop:
-        reader, writer = await asyncio.open_connection(LOOPBACK, port_of(server))
-        try:
-            writer.write(head + HOSTILE_BODY)
-            await writer.drain()
-            status = (await reader.readuntil(b"\r\n"))[9:12].decode()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            status = "reset"
-        finally:
-            writer.close()
-        statuses[status] += 1
-
-
 def readiness_beside_hostile_bodies() -> None:
     with serving(REPOSITORY, Path("/tmp/bench-hostile-3.log"), log_level="warning") as server:
-        pid = server.process.pid
-
-        async def measure() -> tuple[list[float], list[float], Counter[str]]:
-            await latencies(server, READY, count=50)  # warm-up
-            alone = await latencies(server, READY, seconds=SECONDS)
-            statuses: Counter[str] = Counter()
-            stop = time.monotonic() + SECONDS
-            clients = [hostile_client(server, stop, statuses) for _ in range(4)]
-            _, beside = await asyncio.gather(
-                asyncio.gather(*clients), latencies(server, READY, seconds=SECONDS)
-            )
-            return alone, beside, statuses
-
-        baseline = process_status(pid, "VmRSS")
-        reset_peak_memory(pid)
-        alone, beside, statuses = asyncio.run(measure())
-        peak = process_status(pid, "VmHWM")
-    print(f"GET /health/ready alone:                         {summary(alone)}")
-    print(f"GET /health/ready beside 4 x 8 MiB `[],` bodies: {summary(beside)}")
+        figures = probes.readiness_beside_hostile_bodies(
+            server.base_url, server.process.pid, SECONDS
+        )
+    series_by_name = (("alone", figures.idle), ("beside 4 x 8 MiB `[],` bodies", figures.loaded))
+    for name, series in series_by_name:
+        print(
+            f"GET /health/ready {name}: p50 {series.p50_ms:.1f} ms, p99 {series.p99_ms:.1f} ms, "
+            f"max {series.max_ms:.1f} ms ({series.probes}, {series.failed} failed)"
+        )
     print(
-        f"  the hostile bodies' answers: {dict(statuses)}; server RSS {baseline / MiB:.0f} MiB "
-        f"-> peak {peak / MiB:.0f} MiB"
+        f"  the hostile bodies' answers: {figures.statuses}; server RSS {figures.rss_mib:.0f} MiB "
+        f"-> peak {figures.peak_rss_mib:.0f} MiB"
     )
 
 
