@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema
 
-from app.dataplane import DataPlane
+from app.dataplane import DECISIONS, DataPlane
 from app.errors import SHOWN_LENGTH, InvalidJSON, InvalidRequest, ServiceError
 from app.inference import Model
 
@@ -35,6 +35,11 @@ Threshold = Annotated[
         }
     ),
 ]
+
+# The decision and top_k as a body sends them: checked by the data plane (decision_named,
+# top_k_for), the same way for every protocol.
+Decision = Annotated[Any, WithJsonSchema({"type": "string", "enum": list(DECISIONS)})]
+TopK = Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 1})]
 
 
 @dataclass(slots=True)

@@ -10,6 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from app.codecs.base import Decision, TopK
+from app.inference import LabelSetSource
+
 _ROW: list[Any] = [3, 3, 6, 7, 8, 2, 11, 11, 1, 3]
 _MATRIX_SCHEMA: dict[str, Any] = {
     "type": "array",
@@ -59,7 +62,19 @@ class TFServingPredictRequest(BaseModel):
 
     signature_name: str = Field(
         default="serving_default",
-        description="'serving_default' gives probabilities; 'labels' adds the thresholded labels.",
+        description="'serving_default' gives probabilities; 'labels' adds the thresholded labels; "
+        "'label_sets' decides the most probable label set (decision 'set') and adds the ranked "
+        "sets, label_sets and label_set_probabilities.",
+    )
+    decision: Decision = Field(
+        default=None,
+        description="'labels' (each label against the model's threshold) or 'set' (the most "
+        "probable label set); the label_sets signature means 'set'.",
+    )
+    top_k: TopK = Field(
+        default=None,
+        description="With decision 'set': how many label sets to rank for each row, most "
+        "probable first (1 when omitted).",
     )
     instances: Instances = Field(
         default=None,
@@ -94,6 +109,11 @@ class TFServingPredictResponse(BaseModel):
 
     predictions: list[Any] | None = None
     outputs: list[Any] | dict[str, list[Any]] | None = None
+    label_set_source: LabelSetSource | None = Field(
+        default=None,
+        description="With decision 'set': where the set probabilities come from, the model's "
+        "label-set head or the product of its marginals.",
+    )
 
 
 class StatusProto(BaseModel):

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from app.codecs.base import Threshold
+from app.codecs.base import Decision, Threshold, TopK
 
 _SHAPE_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "integer"}}
 _NUMBERS_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
@@ -112,10 +112,17 @@ class InferenceParameters(BaseModel):
         description="Decision threshold for the labels output: one number in [0, 1] for every "
         "label, or some by label name (others keep the model's default).",
     )
-    decision: Any = Field(
+    decision: Decision = Field(
         default=None,
-        description="How probabilities become the labels output: 'labels' (the only one, and "
-        "the default): each label on at or above its threshold.",
+        description="How probabilities become the labels output: 'labels' (the default), each "
+        "label on at or above its threshold; 'set', the most probable whole label set (no "
+        "threshold may come with it), with the outputs label_sets and label_set_probabilities "
+        "ranking the top_k most probable sets.",
+    )
+    top_k: TopK = Field(
+        default=None,
+        description="With decision 'set': how many label sets to rank for each row, most "
+        "probable first (1 to the model's label_set_count; 1 when omitted).",
     )
     binary_data_output: bool = Field(
         default=False,
@@ -157,7 +164,10 @@ class RequestInput(BaseModel):
 
 
 class RequestOutput(BaseModel):
-    name: str = Field(description="'probabilities' or 'labels'.")
+    name: str = Field(
+        description="'probabilities' or 'labels'; with decision 'set', also 'label_sets' or "
+        "'label_set_probabilities'."
+    )
     parameters: OutputParameters = Field(default_factory=OutputParameters)
 
 

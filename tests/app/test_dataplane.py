@@ -18,7 +18,7 @@ import pytest
 
 from app.config import Settings
 from app.dataplane import (
-    OUTPUTS,
+    LABEL_OUTPUTS,
     DataPlane,
     Fields,
     InferenceRequest,
@@ -151,7 +151,7 @@ def test_a_threshold_equal_to_a_probability_as_printed_turns_the_label_on(model:
     ],
 )
 def test_outputs_are_chosen_by_name_in_request_order(names: list[object], expected: Any) -> None:
-    assert outputs_named(names, field="outputs") == expected
+    assert outputs_named(names) == expected
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_outputs_are_chosen_by_name_in_request_order(names: list[object], expect
 )
 def test_unknown_or_repeated_outputs_are_refused(names: list[object], field: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
-        outputs_named(names, field="outputs")
+        outputs_named(names)
     assert raised.value.field == field
 
 
@@ -246,7 +246,7 @@ def refusal(plane: DataPlane, request: InferenceRequest) -> ServiceError:
 
 def test_every_output_is_the_default_in_order(plane: DataPlane) -> None:
     result = infer(plane, InferenceRequest(rows_of(1)))
-    assert result.outputs == OUTPUTS == ("probabilities", "labels")
+    assert result.outputs == LABEL_OUTPUTS == ("probabilities", "labels")
     assert result.decision == "labels"
 
 
@@ -364,10 +364,10 @@ REFUSED_REQUESTS: list[tuple[str, InferenceRequest, int, str | None, str]] = [
     ),
     (
         "unknown decision",
-        InferenceRequest(one_tensor(), decision="set", fields=V2_FIELDS),
+        InferenceRequest(one_tensor(), decision="best", fields=V2_FIELDS),
         422,
         "parameters.decision",
-        'unknown decision "set"; the decisions are labels',
+        'unknown decision "best"; the decisions are labels, set',
     ),
     ("unknown model", InferenceRequest(one_tensor(), model_name="other"), 404, None, "'other'"),
     (
