@@ -21,8 +21,10 @@ from training.train import main as train_main
 
 MODEL_NAME = "multilabel"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Few epochs, few folds, one network (not the default preset's three): a real network, fitted
-# and cross-validated in seconds, in this process (workers would each import TensorFlow first).
+# The default preset (its network's weights counted from the data: a label-set softmax with two
+# ONNX outputs, as served by default) on few folds, no baselines: really trained and
+# cross-validated in seconds, in this process (workers would each import TensorFlow first).
+# --epochs and --ensemble bound the run should a test ask for a gradient fit (--estimator).
 SMALL_TRAINING_ARGS = (
     *("--epochs", "40", "--folds", "2", "--repeats", "1"),
     *("--ensemble", "1", "--jobs", "1", "--no-baselines"),

@@ -209,7 +209,7 @@ def file_added(version: Path, key: SigningKey) -> None:
 
 def file_removed(version: Path, key: SigningKey) -> None:
     sign_version(version, key)
-    (version / "loss_curve.png").unlink()
+    (version / "roc_curves.png").unlink()
 
 
 def file_replaced_by_a_link(version: Path, key: SigningKey) -> None:
@@ -271,7 +271,7 @@ SIGNATURE_REFUSALS = [
             "the files differ from what was signed (metadata.json changed; model.onnx changed)",
         ),
         (file_added, "the files differ from what was signed (added: notes.txt)"),
-        (file_removed, "the files differ from what was signed (removed: loss_curve.png)"),
+        (file_removed, "the files differ from what was signed (removed: roc_curves.png)"),
         (file_replaced_by_a_link, "model_card.md"),
         (signed_leaving_out_a_file, "model.sig leaves out model_card.md"),
         (signature_not_json, "model.sig is not a Sigstore bundle"),

@@ -147,7 +147,7 @@ def test_the_pages_reach_the_docs_assets_the_plots_and_every_endpoint_they_name(
     reached = {path.removeprefix(crawl.prefix) for path in crawl.fetched}
     version = version_path(trained_repository, MODEL_NAME, 1)
     plots = {f"/models/{MODEL_NAME}/versions/1/files/{plot.name}" for plot in version.glob("*.png")}
-    assert len(plots) >= 5
+    assert len(plots) >= 4  # a model fitted by counting has no loss curve
     assets = {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "pages.css"}
     endpoints = {"/openapi.json", "/metadata", "/metrics", "/health", "/health/live"}
     assert reached >= {*(f"/static/{asset}" for asset in assets), *plots, *endpoints}

@@ -17,7 +17,7 @@ TRAINED_REPOSITORY_ENV = "FOURTH_CODEC_TRAINED_REPOSITORY"
 TABLE_DRIVEN = [
     "tests/app/codecs/test_endpoint.py",
     "tests/app/test_openapi.py",
-    "tests/app/test_server.py",
+    "tests/app/edge/test_server.py",
 ]
 
 
