@@ -52,6 +52,7 @@ class PredictRequest(BaseModel):
                     ],
                     "threshold": {"label_2": 0.9},
                 },
+                {"instances": [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3]], "decision": "set", "top_k": 2},
             ]
         },
     )
@@ -166,6 +167,35 @@ class SetAnswer(BaseModel):
 class SetPredictResponse(SetAnswer):
     """The answer with ``"decision": "set"``: each row's most probable label set."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "multilabel", "version": 1},
+                    "decision": "set",
+                    "label_set_source": "label_set_head",
+                    "predictions": [
+                        {
+                            "probabilities": {
+                                "label_0": 0.99939597,
+                                "label_1": 0.9867938,
+                                "label_2": 0.0073903245,
+                            },
+                            "labels": ["label_0", "label_1"],
+                            "vector": [1, 1, 0],
+                            "set_probability": 0.97880596,
+                            "top_sets": [
+                                {"labels": ["label_0", "label_1"], "probability": 0.97880596},
+                                {"labels": ["label_0"], "probability": 0.0131996665},
+                            ],
+                            "warnings": [],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     predictions: list[SetRowPrediction] = Field(description="One per instance, in order.")
 
 
@@ -210,6 +240,26 @@ class ColumnsResponse(BaseModel):
 
 class SetColumnsResponse(SetAnswer):
     """The answer with ``"decision": "set"`` and ``"format": "columns"``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "multilabel", "version": 1},
+                    "decision": "set",
+                    "label_set_source": "label_set_head",
+                    "probabilities": {
+                        "label_0": [0.99939597, 0.98963654],
+                        "label_1": [0.9867938, 0.98968667],
+                        "label_2": [0.0073903245, 0.9894824],
+                    },
+                    "decisions": {"label_0": [1, 1], "label_1": [1, 1], "label_2": [0, 1]},
+                    "set_probability": [0.97880596, 0.9894824],
+                    "warnings": [],
+                }
+            ]
+        }
+    )
 
     probabilities: dict[str, list[float]] = Field(description="Per label, one value per row.")
     decisions: dict[str, list[Literal[0, 1]]] = Field(

@@ -56,6 +56,7 @@ class TFServingPredictRequest(BaseModel):
                 {"instances": [_ROW]},
                 {"instances": [{"features": _ROW}], "signature_name": "labels"},
                 {"inputs": {"features": [_ROW]}},
+                {"instances": [_ROW], "signature_name": "label_sets", "top_k": 2},
             ]
         }
     )
@@ -103,6 +104,17 @@ class TFServingPredictResponse(BaseModel):
                     ]
                 },
                 {"outputs": [[0.9997333, 0.9387372, 0.00066304207]]},
+                {
+                    "predictions": [
+                        {
+                            "probabilities": [0.99939597, 0.9867938, 0.0073903245],
+                            "labels": [True, True, False],
+                            "label_sets": [[True, True, False], [True, False, False]],
+                            "label_set_probabilities": [0.97880596, 0.0131996665],
+                        }
+                    ],
+                    "label_set_source": "label_set_head",
+                },
             ]
         }
     )

@@ -80,11 +80,16 @@ class MetadataModelResponse(BaseModel):
                     "outputs": [
                         {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
                         {"name": "labels", "datatype": "BOOL", "shape": [-1, 3]},
+                        {"name": "label_sets", "datatype": "BOOL", "shape": [-1, -1, 3]},
+                        {"name": "label_set_probabilities", "datatype": "FP32", "shape": [-1, -1]},
                     ],
                     "properties": {
                         "features": "x0,x1,x2,x3,x4,x5,x6,x7,x8,x9",
                         "labels": "label_0,label_1,label_2",
                         "thresholds": "0.5,0.5,0.5",
+                        "decisions": "labels,set",
+                        "label_set_source": "label_set_head",
+                        "label_set_count": "5",
                     },
                 }
             ]
@@ -98,7 +103,9 @@ class MetadataModelResponse(BaseModel):
     outputs: list[MetadataTensor]
     properties: dict[str, str] = Field(
         description="Feature, label and default threshold order (comma-separated): the columns "
-        "of the input and of both outputs."
+        "of the input and of the outputs; the decisions ('labels,set'); label_set_source, "
+        "where decision 'set' finds a label set's probability ('label_set_head' or "
+        "'product_of_marginals'); label_set_count, the largest top_k."
     )
 
 
@@ -198,6 +205,18 @@ class InferenceRequest(BaseModel):
                     "outputs": [{"name": "labels"}],
                     "parameters": {"threshold": 0.9},
                 },
+                {
+                    "id": "43",
+                    "inputs": [
+                        {
+                            "name": "features",
+                            "shape": [1, 10],
+                            "datatype": "FP32",
+                            "data": _REFERENCE_ROWS[:10],
+                        }
+                    ],
+                    "parameters": {"decision": "set", "top_k": 2},
+                },
             ]
         }
     )
@@ -252,7 +271,39 @@ class InferenceResponse(BaseModel):
                             "data": [True, True, False, True, True, True],
                         },
                     ],
-                }
+                },
+                {
+                    "model_name": "multilabel",
+                    "model_version": "1",
+                    "id": "43",
+                    "parameters": {"decision": "set", "label_set_source": "label_set_head"},
+                    "outputs": [
+                        {
+                            "name": "probabilities",
+                            "datatype": "FP32",
+                            "shape": [1, 3],
+                            "data": [0.99939597, 0.9867938, 0.0073903245],
+                        },
+                        {
+                            "name": "labels",
+                            "datatype": "BOOL",
+                            "shape": [1, 3],
+                            "data": [True, True, False],
+                        },
+                        {
+                            "name": "label_sets",
+                            "datatype": "BOOL",
+                            "shape": [1, 2, 3],
+                            "data": [True, True, False, True, False, False],
+                        },
+                        {
+                            "name": "label_set_probabilities",
+                            "datatype": "FP32",
+                            "shape": [1, 2],
+                            "data": [0.97880596, 0.0131996665],
+                        },
+                    ],
+                },
             ]
         },
     )
@@ -260,5 +311,9 @@ class InferenceResponse(BaseModel):
     model_name: str
     model_version: str
     id: str | None = Field(default=None, description="The request's id, if it had one.")
-    parameters: Parameters | None = None
+    parameters: Parameters | None = Field(
+        default=None,
+        description="With decision 'set': the decision, and label_set_source, where the set "
+        "probabilities come from ('label_set_head' or 'product_of_marginals').",
+    )
     outputs: list[ResponseOutput]
