@@ -542,8 +542,9 @@ def _predict(
         ranking = None
     else:
         prediction, ranking = model.rank_label_sets(features, top_k)
-        _check_finite(ranking.probabilities)
     _check_finite(prediction.probabilities)
+    if ranking is not None:
+        _check_finite(ranking.probabilities)
     return prediction, ranking, model.out_of_range(features)
 
 

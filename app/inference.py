@@ -56,7 +56,7 @@ class OnnxBackend:
         # Named once here rather than by ONNX Runtime on every call.
         self._outputs = [self._session.get_outputs()[0].name]
         # Both outputs of one run: the label-set head's is fetched only when a request ranks sets.
-        self._both = [*self._outputs, set_output or self._outputs[0]]
+        self._both = None if set_output is None else [*self._outputs, set_output]
         self._run = self._session.run
 
     def __call__(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -66,6 +66,8 @@ class OnnxBackend:
     def with_label_sets(
         self, features: NDArray[np.float32]
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        if self._both is None:
+            raise ValueError("the model has no label-set head")
         probabilities, sets = self._run(self._both, {self._input_name: features})
         return probabilities, sets
 
@@ -79,19 +81,22 @@ class KerasBackend:
         self._set_output_index = set_output_index
 
     def __call__(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
-        return self.with_label_sets(features)[0]
+        return np.asarray(self._outputs(features)[0], dtype=np.float32)
 
     def with_label_sets(
         self, features: NDArray[np.float32]
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        if self._set_output_index is None:
+            raise ValueError("the model has no label-set head")
+        outputs = self._outputs(features)
+        sets = outputs[self._set_output_index]
+        return np.asarray(outputs[0], dtype=np.float32), np.asarray(sets, dtype=np.float32)
+
+    def _outputs(self, features: NDArray[np.float32]) -> list[Any]:
+        """Every output of the network: a model with a label-set head has a second one (the
+        sets'); the first is the labels'."""
         outputs = self._model(features, training=False)
-        # A model with a label-set head has a second output (the sets'); the first is the labels'.
-        if not isinstance(outputs, list | tuple):
-            outputs = [outputs]
-        probabilities = np.asarray(outputs[0], dtype=np.float32)
-        index = self._set_output_index
-        sets = probabilities if index is None else np.asarray(outputs[index], dtype=np.float32)
-        return probabilities, sets
+        return list(outputs) if isinstance(outputs, list | tuple) else [outputs]
 
 
 _NO_INDICES = np.zeros(0, dtype=np.intp)
