@@ -342,6 +342,9 @@ class Metadata(BaseModel):
             raise ValueError("parity inputs must have one value per feature")
         if any(len(row) != len(self.labels) for row in self.parity.outputs):
             raise ValueError("parity outputs must have one value per label")
+        known = set(self.labels)
+        if any(not known.issuperset(chosen) for chosen in self.label_sets or []):
+            raise ValueError("label_sets may name only the model's labels")
         distribution = self.label_set_distribution
         if distribution is not None and distribution.source == "label_set_head":
             if self.label_sets is None or distribution.output is None:

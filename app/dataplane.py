@@ -14,8 +14,10 @@ same verdict on the same input:
 - thresholds are one strict type (a number in [0, 1], or a mapping of label names to such
   numbers; never a boolean or a string) and are compared with the float32 probabilities in
   float32;
-- outputs are chosen by name from the model's outputs; the decision is ``labels`` (each label
-  on at or above its threshold);
+- the decision is ``labels`` (each label on at or above its threshold) or ``set`` (the most
+  probable whole label sets, ``top_k`` of them, 1 unless asked; no threshold takes part);
+- outputs are chosen by name from the decision's outputs (the set outputs come with ``set``
+  only, and ``set`` needs an output that shows it);
 - admission control bounds the rows in flight per worker (503 past it);
 - large batches are converted and predicted in a bounded thread pool, off the event loop (from
   ``offload_rows`` on; values already in an array from ``offload_array_rows``), and their
@@ -59,16 +61,30 @@ from app.features import (
     features_from_typed,
     row_list,
 )
-from app.inference import SMALL_BATCH_ROWS, Model, OutOfRange, Prediction
+from app.inference import (
+    MAX_PRODUCT_LABELS,
+    SMALL_BATCH_ROWS,
+    LabelSetRanking,
+    Model,
+    OutOfRange,
+    Prediction,
+)
 from app.metrics import ServiceMetrics
 from app.repository import ModelRepository
 
-Output = Literal["probabilities", "labels"]
-OUTPUTS: tuple[Output, ...] = ("probabilities", "labels")
-# How probabilities become an answer: "labels", each label on at or above its threshold. The
-# request carries the choice so that other decisions can join without changing a codec's shape.
-Decision = Literal["labels"]
-DECISIONS: tuple[Decision, ...] = ("labels",)
+Output = Literal["probabilities", "labels", "label_sets", "label_set_probabilities"]
+# The outputs of each decision, as a request that names none gets them. "labels" holds the
+# decision either way: each label against its threshold, or the most probable set's labels.
+LABEL_OUTPUTS: tuple[Output, ...] = ("probabilities", "labels")
+SET_OUTPUTS: tuple[Output, ...] = ("label_sets", "label_set_probabilities")
+OUTPUTS: tuple[Output, ...] = (*LABEL_OUTPUTS, *SET_OUTPUTS)
+# How probabilities become an answer: "labels", each label on at or above its threshold; "set",
+# the most probable whole label sets (the top k, most probable first).
+Decision = Literal["labels", "set"]
+DECISIONS: tuple[Decision, ...] = ("labels", "set")
+DECISION_OUTPUTS: dict[Decision, tuple[Output, ...]] = {"labels": LABEL_OUTPUTS, "set": OUTPUTS}
+# The outputs in which a "set" decision shows: "probabilities" alone would hide it.
+SHOWING_SETS: tuple[Output, ...] = ("labels", *SET_OUTPUTS)
 INPUT_NAME = "features"
 INPUT_DATATYPE = "FP32"
 FLOAT32_BYTES = 4
@@ -115,7 +131,14 @@ class Fields:
     thresholds: str = "threshold"
     outputs: str = "outputs"
     decision: str = "decision"
+    top_k: str = "top_k"
     inputs: str = "inputs"
+    # Where the output at a position is named: "{outputs}.{position}.name", or where one field
+    # chooses them all (TF Serving's signature_name) that field alone.
+    output_names_listed: bool = True
+
+    def output(self, position: int) -> str:
+        return f"{self.outputs}.{position}.name" if self.output_names_listed else self.outputs
 
 
 DEFAULT_FIELDS = Fields()
@@ -131,6 +154,7 @@ class InferenceRequest:
     thresholds: Any = None  # as sent; None: the model's own
     outputs: Sequence[Any] | None = None  # names as sent, in order; None: every output
     decision: Any = None  # as sent; None: "labels"
+    top_k: Any = None  # as sent; None: the most probable set alone (decision "set" only)
     id: str | None = None  # the protocol's request id, echoed in the answer
     fields: Fields = DEFAULT_FIELDS
 
@@ -144,9 +168,13 @@ class InferenceResult:
     positives: NDArray[np.bool_]
     thresholds: NDArray[np.float32]  # the ones used, float32
     out_of_range: OutOfRange
-    outputs: tuple[Output, ...] = OUTPUTS
+    outputs: tuple[Output, ...] = LABEL_OUTPUTS
     decision: Decision = "labels"
     id: str | None = None
+    # Decision "set": each row's most probable sets, and the k the request asked for (None:
+    # it asked for none, and the ranking holds the most probable set alone).
+    label_sets: LabelSetRanking | None = None
+    top_k: int | None = None
 
     @property
     def rows(self) -> int:
@@ -225,13 +253,20 @@ class DataPlane:
         model = self.model(request.model_name, request.model_version)
         inputs, fields = request.inputs, request.fields
         rows = _row_count(inputs, model, fields.inputs)
-        thresholds = thresholds_for(model, request.thresholds, field=fields.thresholds)
-        outputs = (
-            OUTPUTS
-            if request.outputs is None
-            else outputs_named(request.outputs, field=fields.outputs)
-        )
         decision = decision_named(request.decision, field=fields.decision)
+        top_k: int | None = None
+        if decision == "labels":
+            thresholds = thresholds_for(model, request.thresholds, field=fields.thresholds)
+            if request.top_k is not None:
+                raise _top_k_without_sets(fields)
+        else:
+            thresholds = model.default_thresholds
+            top_k = top_k_for(model, request, fields)
+        outputs = (
+            DECISION_OUTPUTS[decision]
+            if request.outputs is None
+            else outputs_named(request.outputs, decision, fields)
+        )
         check_row_count(rows, self._max_rows)
         self._admit(rows)
         self.rows_in_flight += rows
@@ -241,13 +276,14 @@ class DataPlane:
             ):
                 # Inline: for a few rows, or values already in an array, the whole request
                 # costs less than a thread hop.
-                prediction, out_of_range = _predict(model, inputs, rows, thresholds)
+                predicted = _predict(model, inputs, rows, thresholds, top_k)
             else:
-                prediction, out_of_range = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, _predict, model, inputs, rows, thresholds
+                predicted = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, _predict, model, inputs, rows, thresholds, top_k
                 )
         finally:
             self.rows_in_flight -= rows
+        prediction, ranking, out_of_range = predicted
         self.metrics.observe_prediction(model, prediction.positives, len(out_of_range))
         return InferenceResult(
             model,
@@ -258,6 +294,8 @@ class DataPlane:
             outputs,
             decision,
             request.id,
+            ranking,
+            top_k if request.top_k is not None else None,
         )
 
     async def render(self, rows: int, render: Callable[..., Done], *args: Any) -> Done:
@@ -332,18 +370,34 @@ def thresholds_for(model: Model, value: object, *, field: str) -> NDArray[np.flo
     return thresholds
 
 
-def outputs_named(names: Sequence[object], *, field: str) -> tuple[Output, ...]:
-    """The outputs a request asks for, in its order; unknown or repeated names are refused."""
+def outputs_named(
+    names: Sequence[object], decision: Decision = "labels", fields: Fields = DEFAULT_FIELDS
+) -> tuple[Output, ...]:
+    """The outputs a request asks for, in its order. Unknown or repeated names are refused, and
+    so are outputs that do not go with the decision: the set outputs without ``set``, and
+    ``set`` with nothing that shows the sets it chose."""
     chosen: list[Output] = []
     for position, name in enumerate(names):
-        where = f"{field}.{position}.name"
+        where = fields.output(position)
         if name not in OUTPUTS:
             raise InvalidRequest(
                 f"unknown output {shown(name)}; the outputs are {', '.join(OUTPUTS)}", field=where
             )
         if name in chosen:
             raise InvalidRequest(f"output {name!r} is asked for twice", field=where)
+        if decision == "labels" and name in SET_OUTPUTS:
+            raise InvalidRequest(
+                f"{where}: output {name!r} comes with decision 'set' only "
+                f"({fields.decision}: \"set\"); this request's decision is 'labels'",
+                field=where,
+            )
         chosen.append(name)
+    if decision == "set" and not any(name in SHOWING_SETS for name in chosen):
+        raise InvalidRequest(
+            f"{fields.outputs}: asks for none of the outputs that show decision 'set' "
+            f"({', '.join(SHOWING_SETS)})",
+            field=fields.outputs,
+        )
     return tuple(chosen)
 
 
@@ -351,9 +405,49 @@ def decision_named(value: object, *, field: str) -> Decision:
     """The decision a request asks for; ``labels`` when it names none."""
     if value is None or value == "labels":
         return "labels"
+    if value == "set":
+        return "set"
     raise InvalidRequest(
         f"{field}: unknown decision {shown(value)}; the decisions are {', '.join(DECISIONS)}",
         field=field,
+    )
+
+
+def top_k_for(model: Model, request: InferenceRequest, fields: Fields) -> int:
+    """How many label sets a ``set`` decision ranks for each row: ``top_k`` (an integer from 1
+    to the number of sets the model gives a probability), or 1. No threshold may come with it:
+    the most probable set is no threshold's decision."""
+    if request.thresholds is not None:
+        raise InvalidRequest(
+            f"{fields.thresholds}: decision 'set' takes the most probable label set, which no "
+            "threshold decides; send no threshold with it",
+            field=fields.thresholds,
+        )
+    count = model.label_set_count
+    if not count:
+        raise InvalidRequest(
+            f"{fields.decision}: this model has {len(model.metadata.labels)} labels and no "
+            f"label-set head: the product of its marginals is ranked over the 2^labels sets "
+            f"of at most {MAX_PRODUCT_LABELS} labels",
+            field=fields.decision,
+        )
+    value = request.top_k
+    if value is None:
+        return 1
+    if type(value) is not int or not 1 <= value <= count:
+        raise InvalidRequest(
+            f"{fields.top_k}: must be an integer from 1 to {count} (the label sets this model "
+            f"ranks), got {shown(value)}",
+            field=fields.top_k,
+        )
+    return value
+
+
+def _top_k_without_sets(fields: Fields) -> InvalidRequest:
+    return InvalidRequest(
+        f"{fields.top_k}: ranks label sets, which decision 'labels' does not; ask for "
+        f'{fields.decision} "set" with it',
+        field=fields.top_k,
     )
 
 
@@ -466,13 +560,24 @@ def _check_nested_rows(given: int, rows: int, field: str) -> None:
 
 
 def _predict(
-    model: Model, inputs: Rows | Sequence[Tensor], rows: int, thresholds: NDArray[np.float32]
-) -> tuple[Prediction, OutOfRange]:
-    """Convert, predict, check: the part of a request whose cost grows with its rows."""
+    model: Model,
+    inputs: Rows | Sequence[Tensor],
+    rows: int,
+    thresholds: NDArray[np.float32],
+    top_k: int | None = None,
+) -> tuple[Prediction, LabelSetRanking | None, OutOfRange]:
+    """Convert, predict, check: the part of a request whose cost grows with its rows. With
+    ``top_k`` (decision "set"), the label sets are ranked from the same run of the network."""
     features = _features(inputs, model, rows)
-    prediction = model.predict(features, thresholds)
+    if top_k is None:
+        prediction = model.predict(features, thresholds)
+        ranking = None
+    else:
+        prediction, ranking = model.rank_label_sets(features, top_k)
     _check_finite(prediction.probabilities)
-    return prediction, model.out_of_range(features)
+    if ranking is not None:
+        _check_finite(ranking.probabilities)
+    return prediction, ranking, model.out_of_range(features)
 
 
 def _check_finite(probabilities: NDArray[np.float32]) -> None:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.artifact import version_path
 from app.config import Settings
 from app.main import create_app
-from tests.support import FIGURE_PROPERTY, MODEL_NAME, trained_once
+from tests.support import FIGURE_PROPERTY, MODEL_NAME, SIGMOID_TRAINING_ARGS, trained_once
 
 # gRPC is on by default at 8001; the apps and servers of the tests leave it off unless a test
 # asks for it on a free port (several test sessions may share a machine, and its port 8001).
@@ -33,6 +33,19 @@ def trained_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_version(trained_repository: Path) -> Path:
     return version_path(trained_repository, MODEL_NAME, 1)
+
+
+@pytest.fixture(scope="session")
+def sigmoid_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository holding version 1 of a model with one sigmoid output per label and no
+    label-set head (``--head sigmoid``), trained by the real CLI once per run, in seconds (few
+    epochs, no cross-validation). Read-only for tests."""
+    return trained_once(tmp_path_factory, "sigmoid-head", *SIGMOID_TRAINING_ARGS)
+
+
+@pytest.fixture(scope="session")
+def sigmoid_version(sigmoid_repository: Path) -> Path:
+    return version_path(sigmoid_repository, MODEL_NAME, 1)
 
 
 @pytest.fixture

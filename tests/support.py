@@ -29,6 +29,9 @@ SMALL_TRAINING_ARGS = (
     *("--epochs", "40", "--folds", "2", "--repeats", "1"),
     *("--ensemble", "1", "--jobs", "1", "--no-baselines"),
 )
+# A model with sigmoid heads (no label-set head), fitted in seconds: its marginals are real,
+# its accuracy is not the point.
+SIGMOID_TRAINING_ARGS = ("--head", "sigmoid", "--epochs", "3", "--no-cv")
 # The user property under which a test reports a figure it measured (printed at the end).
 FIGURE_PROPERTY = "reliability figure"
 REFERENCE_INPUTS = [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3], [1, 1, 2, 4, 8, 10, 8, 8, 5, 6]]

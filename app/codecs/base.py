@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from app.dataplane import DataPlane
+from app.dataplane import DECISIONS, DataPlane
 from app.errors import SHOWN_LENGTH, InvalidJSON, InvalidRequest, ServiceError
 from app.inference import Model
 
@@ -80,6 +80,11 @@ Threshold = Annotated[
         }
     ),
 ]
+
+# The decision and top_k as a body sends them: checked by the data plane (decision_named,
+# top_k_for), the same way for every protocol.
+Decision = Annotated[Any, NOT_NULL, WithJsonSchema({"type": "string", "enum": list(DECISIONS)})]
+TopK = Annotated[Any, NOT_NULL, WithJsonSchema({"type": "integer", "minimum": 1})]
 
 
 @dataclass(slots=True)

@@ -7,7 +7,10 @@ encodes the result, and says how errors map to gRPC status codes.
 was asked: raw outputs (``raw_output_contents``: FP32 probabilities, BOOL labels one byte each)
 to a raw request, typed contents otherwise. Thresholds and the decision are request
 parameters: ``threshold`` (a number for every label), ``threshold.<label>`` (one label's),
-``decision`` (``labels``); other parameters are ignored, as the protocol allows.
+``decision`` (``labels`` or ``set``), ``top_k`` (an integer, with ``set``); other parameters are
+ignored, as the protocol allows. Decision ``set`` adds the outputs ``label_sets`` and
+``label_set_probabilities``, and the answer's parameters say where the set probabilities come
+from (``app.codecs.oip``).
 
 ``app.grpc_server`` serves these RPCs beside HTTP, in the same process, on the same data plane.
 """
@@ -48,10 +51,11 @@ from app.errors import (
 from app.version import SERVICE_NAME, SERVICE_VERSION
 
 SERVICE = "inference.GRPCInferenceService"
-FIELDS = Fields(thresholds="parameters.threshold", decision="parameters.decision")
+FIELDS = Fields(
+    thresholds="parameters.threshold", decision="parameters.decision", top_k="parameters.top_k"
+)
 THRESHOLD = "threshold"
 LABEL_THRESHOLD = "threshold."
-DECISION = "decision"
 Parsed = TypeVar("Parsed", bound=Message)
 
 
@@ -107,7 +111,7 @@ def status_of(error: ServiceError) -> grpc.StatusCode:
 async def model_infer(dataplane: DataPlane, data: bytes) -> GrpcReply:
     """Probabilities and thresholded labels for a [rows, features] tensor."""
     message = _parse(ModelInferRequest, data)
-    thresholds, decision = _options(message.parameters)
+    thresholds, decision, top_k = _options(message.parameters)
     request = InferenceRequest(
         _tensors(message),
         model_name=message.model_name,
@@ -115,6 +119,7 @@ async def model_infer(dataplane: DataPlane, data: bytes) -> GrpcReply:
         thresholds=thresholds,
         outputs=[output.name for output in message.outputs] or None,
         decision=decision,
+        top_k=top_k,
         id=message.id or None,
         fields=FIELDS,
     )
@@ -134,18 +139,21 @@ def _parse(kind: type[Parsed], data: bytes) -> Parsed:
         raise BadRequest(f"the message is not a {kind.DESCRIPTOR.full_name}") from error
 
 
-def _options(parameters: Mapping[str, InferParameter]) -> tuple[Any, Any]:
-    """The thresholds (one number, or a mapping of labels) and the decision, as sent."""
+def _options(parameters: Mapping[str, InferParameter]) -> tuple[Any, Any, Any]:
+    """The thresholds (one number, or a mapping of labels), the decision and top_k, as sent."""
     thresholds: Any = None
     by_label: dict[str, Any] = {}
     decision: Any = None
+    top_k: Any = None
     for key, parameter in parameters.items():
         if key == THRESHOLD:
             thresholds = _value(key, parameter)
         elif key.startswith(LABEL_THRESHOLD):
             by_label[key[len(LABEL_THRESHOLD) :]] = _value(key, parameter)
-        elif key == DECISION:
+        elif key == oip.DECISION:
             decision = _value(key, parameter)
+        elif key == oip.TOP_K:
+            top_k = _value(key, parameter)
     if by_label:
         if thresholds is not None:
             raise InvalidRequest(
@@ -153,7 +161,7 @@ def _options(parameters: Mapping[str, InferParameter]) -> tuple[Any, Any]:
                 field=FIELDS.thresholds,
             )
         thresholds = by_label
-    return thresholds, decision
+    return thresholds, decision, top_k
 
 
 def _value(key: str, parameter: InferParameter) -> Any:
@@ -208,12 +216,14 @@ def _encode(result: InferenceResult, raw: bool) -> bytes:
     response = ModelInferResponse(
         model_name=model.name, model_version=str(model.version), id=result.id or ""
     )
-    shape = result.probabilities.shape
+    for key, value in (oip.answer_parameters(result) or {}).items():
+        response.parameters[key].string_param = value
     for name, values in oip.output_tensors(result):
-        output = response.outputs.add(name=name, datatype=oip.OUTPUT_DATATYPES[name], shape=shape)
+        datatype = oip.OUTPUT_DATATYPES[name]
+        output = response.outputs.add(name=name, datatype=datatype, shape=values.shape)
         if raw:
             response.raw_output_contents.append(oip.raw_bytes(name, values))
-        elif name == "labels":
+        elif datatype == "BOOL":
             output.contents.bool_contents.extend(values.ravel().tolist())
         else:
             output.contents.fp32_contents.extend(values.ravel().tolist())

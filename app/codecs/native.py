@@ -2,7 +2,10 @@
 and the health probes ``/health/live``, ``/health/ready`` and ``/health``.
 
 Answers by row (the default: probabilities by label name, the labels that are on, a 0/1
-vector, out-of-range warnings) or, with ``"format": "columns"``, one array per label. Errors
+vector, out-of-range warnings) or, with ``"format": "columns"``, one array per label. With
+``"decision": "set"`` the labels are each row's most probable label set, with its probability
+(``set_probability``) and, with ``"top_k": k``, the k most probable sets (``top_sets``); the
+answer says where those probabilities come from (``label_set_source``). Errors
 are ``{"error": {"code", "message", "row", "field"}}``: the native API's one error shape, also
 used by the control plane (``/metadata``, ``/metrics``...).
 """
@@ -34,11 +37,13 @@ from app.codecs.native_schemas import (
     HealthResponse,
     PredictRequest,
     PredictResponse,
+    SetColumnsResponse,
+    SetPredictResponse,
 )
 from app.dataplane import InferenceRequest, InferenceResult, Rows
 from app.errors import ServiceError
 from app.features import NumberArray
-from app.inference import SMALL_BATCH_ROWS, Model
+from app.inference import SMALL_BATCH_ROWS, LabelSetRanking, Model
 
 PREDICT_PATH = "/predict"
 MAX_TABLED_LABELS = 10  # one precomputed row ending per label combination: 2**10 at most
@@ -58,8 +63,11 @@ async def predict(call: Call) -> Reply:
         booleans_possible=not isinstance(instances, NumberArray)
         and may_contain_booleans(call.body),
     )
-    result = await dataplane.infer(InferenceRequest(rows, thresholds=payload.threshold))
-    render = render_columns if payload.format == "columns" else render_rows
+    request = InferenceRequest(
+        rows, thresholds=payload.threshold, decision=payload.decision, top_k=payload.top_k
+    )
+    result = await dataplane.infer(request)
+    render = RENDERERS[payload.format, result.decision]
     body = await dataplane.render(result.rows, render, result)
     return Reply(body, rows=result.rows, model=(result.model.name, result.model.version))
 
@@ -104,19 +112,21 @@ def render_error(error: ServiceError) -> Reply:
 
 def render_columns(result: InferenceResult) -> bytes:
     """The ``"format": "columns"`` answer: one array per label."""
+    head = _dumps({**_head(result), **_label_columns(result)})
+    warnings = _warning_fragments(result, with_row=True)
+    return b"".join([head[:-1], b',"warnings":[', b",".join(warnings), b"]}"])
+
+
+def _label_columns(result: InferenceResult) -> dict[str, Any]:
+    """``probabilities`` and ``decisions``, one array per label."""
     labels = result.model.metadata.labels
     # orjson writes C-contiguous arrays only: each label's column, made contiguous.
     probabilities = np.ascontiguousarray(result.probabilities.T)
     decisions = np.ascontiguousarray(result.positives.T, dtype=np.uint8)
-    head = _dumps(
-        {
-            **_head(result),
-            "probabilities": dict(zip(labels, probabilities, strict=True)),
-            "decisions": dict(zip(labels, decisions, strict=True)),
-        }
-    )
-    warnings = _warning_fragments(result, with_row=True)
-    return b"".join([head[:-1], b',"warnings":[', b",".join(warnings), b"]}"])
+    return {
+        "probabilities": dict(zip(labels, probabilities, strict=True)),
+        "decisions": dict(zip(labels, decisions, strict=True)),
+    }
 
 
 def render_rows(result: InferenceResult) -> bytes:
@@ -154,6 +164,91 @@ def render_rows(result: InferenceResult) -> bytes:
     parts[stride - 2 :: stride] = endings
     parts[stride - 1 :: stride] = warnings
     return b"".join([head, *parts, b"]}"])
+
+
+def render_set_rows(result: InferenceResult) -> bytes:
+    """The answer of decision "set", one object per row: its probabilities, its most probable
+    label set (``labels``, ``vector``, ``set_probability``), the top k sets when asked, and
+    its warnings."""
+    labels = result.model.metadata.labels
+    ranking = _ranking(result)
+    warnings = [b"[]"] * result.rows
+    for row, found in _warnings_by_row(result):
+        warnings[row] = b"[" + b",".join(found) + b"]"
+    top_sets = _top_sets(result)
+    rows = []
+    for row, (probabilities, vector) in enumerate(
+        zip(result.probabilities, result.positives.view(np.uint8), strict=True)
+    ):
+        document: dict[str, Any] = {
+            "probabilities": dict(zip(labels, probabilities, strict=True)),
+            "labels": list(compress(labels, vector.tolist())),
+            "vector": vector,
+            "set_probability": ranking.probabilities[row, 0],
+        }
+        if top_sets is not None:
+            document["top_sets"] = top_sets[row]
+        rows.append(_dumps(document)[:-1] + b',"warnings":' + warnings[row] + b"}")
+    return b"".join([_set_head(result)[:-1], b',"predictions":[', b",".join(rows), b"]}"])
+
+
+def render_set_columns(result: InferenceResult) -> bytes:
+    """The ``"format": "columns"`` answer of decision "set": one array per label for the
+    probabilities and for the most probable set's labels, then the set's probability by row,
+    the top k sets of each row when asked, and the warnings."""
+    document: dict[str, Any] = {
+        **_label_columns(result),
+        "set_probability": np.ascontiguousarray(_ranking(result).probabilities[:, 0]),
+    }
+    top_sets = _top_sets(result)
+    if top_sets is not None:
+        document["top_sets"] = top_sets
+    warnings = _warning_fragments(result, with_row=True)
+    body = _dumps(document)
+    return b"".join(
+        [_set_head(result)[:-1], b",", body[1:-1], b',"warnings":[', b",".join(warnings), b"]}"]
+    )
+
+
+def _ranking(result: InferenceResult) -> LabelSetRanking:
+    ranking = result.label_sets
+    assert ranking is not None, "a set answer without its label sets"
+    return ranking
+
+
+def _set_head(result: InferenceResult) -> bytes:
+    """``{"model":...,"decision":"set","label_set_source":...}``."""
+    model = result.model
+    head = {
+        "model": {"name": model.name, "version": model.version},
+        "decision": result.decision,
+        "label_set_source": _ranking(result).source,
+    }
+    return _dumps(head)
+
+
+def _top_sets(result: InferenceResult) -> list[list[dict[str, Any]]] | None:
+    """Each row's k most probable sets as ``{"labels", "probability"}``, when the request
+    asked for ``top_k``."""
+    if result.top_k is None:
+        return None
+    labels = result.model.metadata.labels
+    ranking = _ranking(result)
+    return [
+        [
+            {"labels": list(compress(labels, chosen)), "probability": probability}
+            for chosen, probability in zip(sets.tolist(), probabilities, strict=True)
+        ]
+        for sets, probabilities in zip(ranking.sets, ranking.probabilities, strict=True)
+    ]
+
+
+RENDERERS = {
+    ("rows", "labels"): render_rows,
+    ("columns", "labels"): render_columns,
+    ("rows", "set"): render_set_rows,
+    ("columns", "set"): render_set_columns,
+}
 
 
 def _interleave(keys: list[bytes], values: list[bytes]) -> list[bytes]:
@@ -322,7 +417,10 @@ CODEC = Codec(
             predict,
             summary="Predict labels",
             request_model=PredictRequest,
-            response_model=PredictResponse | ColumnsResponse,
+            response_model=PredictResponse
+            | ColumnsResponse
+            | SetPredictResponse
+            | SetColumnsResponse,
             errors=(400, 401, 408, 413, 415, 422, 503),
         ),
         _probe("/health/live", live, "Live"),

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.artifact import MetricSummary
-from app.codecs.base import ErrorEnvelope, Threshold
+from app.codecs.base import Decision, ErrorEnvelope, Threshold, TopK
+from app.inference import LabelSetSource
 
 _ROW_SCHEMA: dict[str, Any] = {
     "anyOf": [
@@ -51,6 +52,7 @@ class PredictRequest(BaseModel):
                     ],
                     "threshold": {"label_2": 0.9},
                 },
+                {"instances": [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3]], "decision": "set", "top_k": 2},
             ]
         },
     )
@@ -69,6 +71,18 @@ class PredictRequest(BaseModel):
         description="'rows': one object per row (the default). 'columns': one array per label "
         "for the probabilities and for the decisions, about a third of the size for large "
         "batches.",
+    )
+    decision: Decision = Field(
+        default=None,
+        description="How probabilities become labels: 'labels' (the default), each label on at "
+        "or above its threshold; 'set', the most probable whole label set, with its "
+        "probability (no threshold may come with it).",
+    )
+    top_k: TopK = Field(
+        default=None,
+        description="With decision 'set': also list each row's top_k most probable label sets "
+        "with their probabilities, most probable first (1 to the number of label sets the "
+        "model ranks: GET /metadata).",
     )
 
 
@@ -121,6 +135,70 @@ class PredictResponse(BaseModel):
     predictions: list[RowPrediction] = Field(description="One per instance, in request order.")
 
 
+class TopSet(BaseModel):
+    labels: list[str] = Field(description="The labels on in this set (maybe none).")
+    probability: float = Field(description="The probability of exactly this set.")
+
+
+class SetRowPrediction(RowPrediction):
+    """A row's answer with decision 'set': ``labels`` and ``vector`` are its most probable
+    label set."""
+
+    set_probability: float = Field(description="The probability of exactly that set.")
+    top_sets: list[TopSet] | None = Field(
+        default=None,
+        description="With top_k: the top_k most probable sets, most probable first.",
+    )
+
+
+class SetAnswer(BaseModel):
+    """What an answer of decision 'set' says before its rows."""
+
+    model: ModelRef
+    decision: Literal["set"]
+    label_set_source: LabelSetSource = Field(
+        description="Where the set probabilities come from: 'label_set_head', the model's "
+        "softmax over the label sets seen in training (its second output); "
+        "'product_of_marginals', the product over labels of p or 1 - p (labels taken as "
+        "independent), over every one of the 2^labels sets."
+    )
+
+
+class SetPredictResponse(SetAnswer):
+    """The answer with ``"decision": "set"``: each row's most probable label set."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "multilabel", "version": 1},
+                    "decision": "set",
+                    "label_set_source": "label_set_head",
+                    "predictions": [
+                        {
+                            "probabilities": {
+                                "label_0": 0.99939597,
+                                "label_1": 0.9867938,
+                                "label_2": 0.0073903245,
+                            },
+                            "labels": ["label_0", "label_1"],
+                            "vector": [1, 1, 0],
+                            "set_probability": 0.97880596,
+                            "top_sets": [
+                                {"labels": ["label_0", "label_1"], "probability": 0.97880596},
+                                {"labels": ["label_0"], "probability": 0.0131996665},
+                            ],
+                            "warnings": [],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    predictions: list[SetRowPrediction] = Field(description="One per instance, in order.")
+
+
 class RowWarning(BaseModel):
     row: int
     feature: str
@@ -154,6 +232,43 @@ class ColumnsResponse(BaseModel):
     probabilities: dict[str, list[float]] = Field(description="Per label, one value per row.")
     decisions: dict[str, list[Literal[0, 1]]] = Field(
         description="Per label, 1 where the row has the label on, in row order."
+    )
+    warnings: list[RowWarning] = Field(
+        description="Features outside the range seen in training, with their row."
+    )
+
+
+class SetColumnsResponse(SetAnswer):
+    """The answer with ``"decision": "set"`` and ``"format": "columns"``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "multilabel", "version": 1},
+                    "decision": "set",
+                    "label_set_source": "label_set_head",
+                    "probabilities": {
+                        "label_0": [0.99939597, 0.98963654],
+                        "label_1": [0.9867938, 0.98968667],
+                        "label_2": [0.0073903245, 0.9894824],
+                    },
+                    "decisions": {"label_0": [1, 1], "label_1": [1, 1], "label_2": [0, 1]},
+                    "set_probability": [0.97880596, 0.9894824],
+                    "warnings": [],
+                }
+            ]
+        }
+    )
+
+    probabilities: dict[str, list[float]] = Field(description="Per label, one value per row.")
+    decisions: dict[str, list[Literal[0, 1]]] = Field(
+        description="Per label, 1 where the row's most probable set holds the label."
+    )
+    set_probability: list[float] = Field(description="Per row, the probability of that set.")
+    top_sets: list[list[TopSet]] | None = Field(
+        default=None,
+        description="With top_k: per row, its top_k most probable sets, most probable first.",
     )
     warnings: list[RowWarning] = Field(
         description="Features outside the range seen in training, with their row."
@@ -232,4 +347,16 @@ class MetadataResponse(BaseModel):
     )
     signatures_verified: bool = Field(
         description="Whether every served version was verified against MULTILABEL_TRUSTED_KEYS."
+    )
+    decisions: list[str] = Field(description="The decisions a predict request may ask for.")
+    label_set_source: LabelSetSource = Field(
+        description="Where decision 'set' finds the probability of a label set: the model's "
+        "label-set head, or the product of its marginals."
+    )
+    label_set_count: int = Field(
+        description="How many label sets decision 'set' ranks: the largest top_k (0: this "
+        "model cannot rank them, having more labels than the product of marginals covers)."
+    )
+    label_sets: list[list[str]] | None = Field(
+        description="The label-set head's sets, in the order of its output; None without one."
     )

@@ -1,12 +1,20 @@
 """The TensorFlow Serving REST API: ``/v1/models/{name}[/versions/{v}]`` status, metadata, predict.
 
-The model is described as TF Serving would describe it: one input, ``features``, and two
+The model is described as TF Serving would describe it: one input, ``features``, and three
 signatures. ``serving_default`` gives the probabilities only, so its answers match a TF Serving
-deployment of the Keras model; ``labels`` adds the thresholded labels (model defaults).
+deployment of the Keras model; ``labels`` adds the thresholded labels (model defaults);
+``label_sets`` decides the most probable label set instead (``labels`` is that set) and ranks
+the sets (``label_sets``, ``label_set_probabilities``), ``top_k`` of them.
+
+Beside ``instances`` (or ``inputs``), a request may say ``decision`` (``labels`` or ``set``)
+and ``top_k``: the ``label_sets`` signature means ``"decision": "set"``, and ``"decision":
+"set"`` with the ``labels`` signature decides ``labels`` by the most probable set. An answer of
+decision ``set`` says where the set probabilities come from (``label_set_source``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,7 +49,16 @@ from app.codecs.tfserving_schemas import (
     TFServingPredictRequest,
     TFServingPredictResponse,
 )
-from app.dataplane import INPUT_NAME, InferenceRequest, InferenceResult, Output, Rows
+from app.dataplane import (
+    INPUT_NAME,
+    OUTPUTS,
+    Decision,
+    Fields,
+    InferenceRequest,
+    InferenceResult,
+    Output,
+    Rows,
+)
 from app.errors import InvalidInput, InvalidRequest, NotSupported
 from app.features import NumberArray
 
@@ -49,8 +66,18 @@ DEFAULT_SIGNATURE = "serving_default"
 SIGNATURES: dict[str, tuple[Output, ...]] = {
     DEFAULT_SIGNATURE: ("probabilities",),
     "labels": ("probabilities", "labels"),
+    "label_sets": OUTPUTS,
 }
-OUTPUT_DTYPES: dict[Output, str] = {"probabilities": "DT_FLOAT", "labels": "DT_BOOL"}
+# The decision a signature means when the request says none.
+SIGNATURE_DECISIONS: dict[str, Decision] = {"label_sets": "set"}
+OUTPUT_DTYPES: dict[Output, str] = {
+    "probabilities": "DT_FLOAT",
+    "labels": "DT_BOOL",
+    "label_sets": "DT_BOOL",
+    "label_set_probabilities": "DT_FLOAT",
+}
+# The signature chooses every output: errors about the outputs name it.
+FIELDS = Fields(outputs="signature_name", output_names_listed=False)
 # Rows (``instances``), or the columnar tensor, bare or as the one named input.
 BULKS = (Bulk(("instances",)), Bulk(("inputs",)), Bulk(("inputs", INPUT_NAME)))
 
@@ -59,7 +86,8 @@ async def predict(call: Call) -> Reply:
     """Row format (``instances``) answers ``predictions``; columnar (``inputs``) ``outputs``."""
     document = decode_json_numbers(call.body, BULKS, call.dataplane.max_rows)
     payload = validate_envelope(TFServingPredictRequest, document)
-    outputs = _signature_outputs(payload.signature_name)
+    signature = payload.signature_name or DEFAULT_SIGNATURE
+    outputs = _signature_outputs(signature)
     given = payload.model_fields_set & {"instances", "inputs"}
     if len(given) != 1:
         raise InvalidRequest(
@@ -79,6 +107,11 @@ async def predict(call: Call) -> Reply:
         model_name=call.path_params["name"],
         model_version=call.path_params.get("version"),
         outputs=outputs,
+        decision=(
+            SIGNATURE_DECISIONS.get(signature) if payload.decision is None else payload.decision
+        ),
+        top_k=payload.top_k,
+        fields=FIELDS,
     )
     result = await call.dataplane.infer(request)
     body = await call.dataplane.render(result.rows, _encode, result, row_format)
@@ -86,7 +119,7 @@ async def predict(call: Call) -> Reply:
 
 
 def _signature_outputs(signature_name: str) -> tuple[Output, ...]:
-    outputs = SIGNATURES.get(signature_name or DEFAULT_SIGNATURE)
+    outputs = SIGNATURES.get(signature_name)
     if outputs is None:
         raise InvalidRequest(
             f"serving signature {signature_name!r} not found; the signatures are "
@@ -130,6 +163,10 @@ def _encode(result: InferenceResult, row_format: bool) -> bytes:
         "probabilities": result.probabilities,
         "labels": result.positives,
     }
+    ranking = result.label_sets
+    if ranking is not None:
+        tensors["label_sets"] = ranking.sets
+        tensors["label_set_probabilities"] = ranking.probabilities
     outputs = result.outputs
     key = "predictions" if row_format else "outputs"
     document: dict[str, Any]
@@ -143,6 +180,8 @@ def _encode(result: InferenceResult, row_format: bool) -> bytes:
         document = {
             key: [dict(zip(outputs, values, strict=True)) for values in zip(*columns, strict=True)]
         }
+    if ranking is not None:
+        document["label_set_source"] = ranking.source
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -184,11 +223,14 @@ async def model_metadata(call: Call) -> Reply:
     """The model's signatures: input and output names, dtypes and shapes."""
     model = model_in_path(call)
     n_labels = len(model.metadata.labels)
-    features = _tensor_info(INPUT_NAME, "DT_FLOAT", model.n_features)
+    features = _tensor_info(INPUT_NAME, "DT_FLOAT", [model.n_features])
     signatures = {
         signature: SignatureDef(
             inputs={INPUT_NAME: features},
-            outputs={name: _tensor_info(name, OUTPUT_DTYPES[name], n_labels) for name in outputs},
+            outputs={
+                name: _tensor_info(name, OUTPUT_DTYPES[name], _OUTPUT_DIMS[name](n_labels))
+                for name in outputs
+            },
         )
         for signature, outputs in SIGNATURES.items()
     }
@@ -199,9 +241,18 @@ async def model_metadata(call: Call) -> Reply:
     return json_reply(body.model_dump())
 
 
-def _tensor_info(name: str, dtype: str, width: int) -> TensorInfo:
-    """A [-1, width] tensor: any number of rows."""
-    shape = TensorShapeProto(dim=[Dim(size="-1"), Dim(size=str(width))])
+# Each output's dimensions after the rows: -1 is k, the label sets ranked (top_k).
+_OUTPUT_DIMS: dict[Output, Callable[[int], list[int]]] = {
+    "probabilities": lambda labels: [labels],
+    "labels": lambda labels: [labels],
+    "label_sets": lambda labels: [-1, labels],
+    "label_set_probabilities": lambda labels: [-1],
+}
+
+
+def _tensor_info(name: str, dtype: str, dims: list[int]) -> TensorInfo:
+    """A [-1, *dims] tensor: any number of rows."""
+    shape = TensorShapeProto(dim=[Dim(size="-1"), *(Dim(size=str(size)) for size in dims)])
     return TensorInfo(dtype=dtype, tensor_shape=shape, name=name)
 
 

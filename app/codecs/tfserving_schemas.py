@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from app.codecs.base import NOT_NULL
+from app.codecs.base import NOT_NULL, Decision, TopK
+from app.inference import LabelSetSource
 
 _ROW: list[Any] = [3, 3, 6, 7, 8, 2, 11, 11, 1, 3]
 _MATRIX_SCHEMA: dict[str, Any] = {
@@ -57,13 +58,26 @@ class TFServingPredictRequest(BaseModel):
                 {"instances": [_ROW]},
                 {"instances": [{"features": _ROW}], "signature_name": "labels"},
                 {"inputs": {"features": [_ROW]}},
+                {"instances": [_ROW], "signature_name": "label_sets", "top_k": 2},
             ]
         }
     )
 
     signature_name: str = Field(
         default="serving_default",
-        description="'serving_default' gives probabilities; 'labels' adds the thresholded labels.",
+        description="'serving_default' gives probabilities; 'labels' adds the thresholded labels; "
+        "'label_sets' decides the most probable label set (decision 'set') and adds the ranked "
+        "sets, label_sets and label_set_probabilities.",
+    )
+    decision: Decision = Field(
+        default=None,
+        description="'labels' (each label against the model's threshold) or 'set' (the most "
+        "probable label set); the label_sets signature means 'set'.",
+    )
+    top_k: TopK = Field(
+        default=None,
+        description="With decision 'set': how many label sets to rank for each row, most "
+        "probable first (1 when omitted).",
     )
     instances: Instances = Field(
         default=None,
@@ -92,12 +106,28 @@ class TFServingPredictResponse(BaseModel):
                     ]
                 },
                 {"outputs": [[0.9997333, 0.9387372, 0.00066304207]]},
+                {
+                    "predictions": [
+                        {
+                            "probabilities": [0.99939597, 0.9867938, 0.0073903245],
+                            "labels": [True, True, False],
+                            "label_sets": [[True, True, False], [True, False, False]],
+                            "label_set_probabilities": [0.97880596, 0.0131996665],
+                        }
+                    ],
+                    "label_set_source": "label_set_head",
+                },
             ]
         }
     )
 
     predictions: list[Any] | None = None
     outputs: list[Any] | dict[str, list[Any]] | None = None
+    label_set_source: LabelSetSource | None = Field(
+        default=None,
+        description="With decision 'set': where the set probabilities come from, the model's "
+        "label-set head or the product of its marginals.",
+    )
 
 
 class StatusProto(BaseModel):

@@ -3,8 +3,11 @@ with Triton's binary tensor data extension.
 
 The model takes one input, ``features`` (FP32 [rows, features]), and gives two outputs:
 ``probabilities`` (FP32 [rows, labels]) and ``labels`` (BOOL [rows, labels], each probability at
-or above its threshold). Tensors travel as JSON, or as raw little-endian bytes after the JSON
-header (``Inference-Header-Content-Length``), each input and output choosing for itself.
+or above its threshold). With the request parameter ``decision: "set"`` (and ``top_k``),
+``labels`` is each row's most probable label set and two more outputs rank the sets
+(``label_sets``, ``label_set_probabilities``: see ``app.codecs.oip``). Tensors travel as JSON,
+or as raw little-endian bytes after the JSON header (``Inference-Header-Content-Length``), each
+input and output choosing for itself.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from app.version import SERVICE_NAME, SERVICE_VERSION
 HEADER_LENGTH = b"inference-header-content-length"
 BINARY_MEDIA_TYPE = b"application/octet-stream"
 EXTENSIONS = ["binary_tensor_data"]
-FIELDS = Fields(thresholds="parameters.threshold", decision="parameters.decision")
+FIELDS = Fields(
+    thresholds="parameters.threshold", decision="parameters.decision", top_k="parameters.top_k"
+)
 DATA = (Bulk(("inputs", 0, "data"), flat=True),)  # the one input's values, flat or by row
 
 
@@ -64,6 +69,7 @@ async def infer(call: Call) -> Reply:
         thresholds=payload.parameters.threshold,
         outputs=[output.name for output in payload.outputs] if payload.outputs else None,
         decision=payload.parameters.decision,
+        top_k=payload.parameters.top_k,
         id=payload.id,
         fields=FIELDS,
     )
@@ -148,17 +154,19 @@ def _encode(result: InferenceResult, binary_outputs: list[bool]) -> tuple[bytes,
     """The response document, with binary outputs' bytes after it; and the header length
     when there are binary outputs."""
     model = result.model
-    shape = list(result.probabilities.shape)
     document: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if result.id is not None:
         document["id"] = result.id
+    parameters = oip.answer_parameters(result)
+    if parameters is not None:
+        document["parameters"] = parameters
     outputs: list[dict[str, Any]] = []
     raw: list[bytes] = []
     for (name, values), binary in zip(oip.output_tensors(result), binary_outputs, strict=True):
         output: dict[str, Any] = {
             "name": name,
             "datatype": oip.OUTPUT_DATATYPES[name],
-            "shape": shape,
+            "shape": list(values.shape),
         }
         if binary:
             data = oip.raw_bytes(name, values)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from app.codecs.base import NOT_NULL, Omittable, Threshold
+from app.codecs.base import NOT_NULL, Decision, Omittable, Threshold, TopK
 
 _SHAPE_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "integer"}}
 _NUMBERS_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
@@ -81,11 +81,16 @@ class MetadataModelResponse(BaseModel):
                     "outputs": [
                         {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
                         {"name": "labels", "datatype": "BOOL", "shape": [-1, 3]},
+                        {"name": "label_sets", "datatype": "BOOL", "shape": [-1, -1, 3]},
+                        {"name": "label_set_probabilities", "datatype": "FP32", "shape": [-1, -1]},
                     ],
                     "properties": {
                         "features": "x0,x1,x2,x3,x4,x5,x6,x7,x8,x9",
                         "labels": "label_0,label_1,label_2",
                         "thresholds": "0.5,0.5,0.5",
+                        "decisions": "labels,set",
+                        "label_set_source": "label_set_head",
+                        "label_set_count": "5",
                     },
                 }
             ]
@@ -99,7 +104,9 @@ class MetadataModelResponse(BaseModel):
     outputs: list[MetadataTensor]
     properties: dict[str, str] = Field(
         description="Feature, label and default threshold order (comma-separated): the columns "
-        "of the input and of both outputs."
+        "of the input and of the outputs; the decisions ('labels,set'); label_set_source, "
+        "where decision 'set' finds a label set's probability ('label_set_head' or "
+        "'product_of_marginals'); label_set_count, the largest top_k."
     )
 
 
@@ -113,10 +120,17 @@ class InferenceParameters(BaseModel):
         description="Decision threshold for the labels output: one number in [0, 1] for every "
         "label, or some by label name (others keep the model's default).",
     )
-    decision: Annotated[Any, NOT_NULL] = Field(
+    decision: Decision = Field(
         default=None,
-        description="How probabilities become the labels output: 'labels' (the only one, and "
-        "the default): each label on at or above its threshold.",
+        description="How probabilities become the labels output: 'labels' (the default), each "
+        "label on at or above its threshold; 'set', the most probable whole label set (no "
+        "threshold may come with it), with the outputs label_sets and label_set_probabilities "
+        "ranking the top_k most probable sets.",
+    )
+    top_k: TopK = Field(
+        default=None,
+        description="With decision 'set': how many label sets to rank for each row, most "
+        "probable first (1 to the model's label_set_count; 1 when omitted).",
     )
     binary_data_output: bool = Field(
         default=False,
@@ -158,7 +172,10 @@ class RequestInput(BaseModel):
 
 
 class RequestOutput(BaseModel):
-    name: str = Field(description="'probabilities' or 'labels'.")
+    name: str = Field(
+        description="'probabilities' or 'labels'; with decision 'set', also 'label_sets' or "
+        "'label_set_probabilities'."
+    )
     parameters: OutputParameters = Field(default_factory=OutputParameters)
 
 
@@ -188,6 +205,18 @@ class InferenceRequest(BaseModel):
                     ],
                     "outputs": [{"name": "labels"}],
                     "parameters": {"threshold": 0.9},
+                },
+                {
+                    "id": "43",
+                    "inputs": [
+                        {
+                            "name": "features",
+                            "shape": [1, 10],
+                            "datatype": "FP32",
+                            "data": _REFERENCE_ROWS[:10],
+                        }
+                    ],
+                    "parameters": {"decision": "set", "top_k": 2},
                 },
             ]
         }
@@ -243,7 +272,39 @@ class InferenceResponse(BaseModel):
                             "data": [True, True, False, True, True, True],
                         },
                     ],
-                }
+                },
+                {
+                    "model_name": "multilabel",
+                    "model_version": "1",
+                    "id": "43",
+                    "parameters": {"decision": "set", "label_set_source": "label_set_head"},
+                    "outputs": [
+                        {
+                            "name": "probabilities",
+                            "datatype": "FP32",
+                            "shape": [1, 3],
+                            "data": [0.99939597, 0.9867938, 0.0073903245],
+                        },
+                        {
+                            "name": "labels",
+                            "datatype": "BOOL",
+                            "shape": [1, 3],
+                            "data": [True, True, False],
+                        },
+                        {
+                            "name": "label_sets",
+                            "datatype": "BOOL",
+                            "shape": [1, 2, 3],
+                            "data": [True, True, False, True, False, False],
+                        },
+                        {
+                            "name": "label_set_probabilities",
+                            "datatype": "FP32",
+                            "shape": [1, 2],
+                            "data": [0.97880596, 0.0131996665],
+                        },
+                    ],
+                },
             ]
         },
     )
@@ -251,5 +312,9 @@ class InferenceResponse(BaseModel):
     model_name: str
     model_version: str
     id: str | None = Field(default=None, description="The request's id, if it had one.")
-    parameters: Parameters | None = None
+    parameters: Parameters | None = Field(
+        default=None,
+        description="With decision 'set': the decision, and label_set_source, where the set "
+        "probabilities come from ('label_set_head' or 'product_of_marginals').",
+    )
     outputs: list[ResponseOutput]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.codecs.native_schemas import FeatureSchema, MetadataResponse
+from app.dataplane import DECISIONS
 from app.services import Services, services
 
 router = APIRouter(tags=["native"])
@@ -37,4 +38,8 @@ async def metadata(service: Annotated[Services, Depends(services)]) -> MetadataR
         schema_change_allowed=repository.allow_schema_change,
         schemas_differ=snapshot.schemas_differ,
         signatures_verified=repository.verifies_signatures,
+        decisions=list(DECISIONS),
+        label_set_source=model.label_set_source,
+        label_set_count=model.label_set_count,
+        label_sets=meta.label_sets if model.label_set_source == "label_set_head" else None,
     )

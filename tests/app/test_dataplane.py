@@ -18,7 +18,7 @@ import pytest
 
 from app.config import Settings
 from app.dataplane import (
-    OUTPUTS,
+    LABEL_OUTPUTS,
     DataPlane,
     Fields,
     InferenceRequest,
@@ -39,7 +39,7 @@ from app.errors import (
 from app.inference import Backend, Model, load_model
 from app.metrics import ServiceMetrics
 from app.repository import ModelRepository
-from tests.support import MODEL_NAME, REFERENCE_INPUTS
+from tests.support import MODEL_NAME, REFERENCE_INPUTS, trained_once
 
 LABELS = ["label_0", "label_1", "label_2"]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -151,7 +151,7 @@ def test_a_threshold_equal_to_a_probability_as_printed_turns_the_label_on(model:
     ],
 )
 def test_outputs_are_chosen_by_name_in_request_order(names: list[object], expected: Any) -> None:
-    assert outputs_named(names, field="outputs") == expected
+    assert outputs_named(names) == expected
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_outputs_are_chosen_by_name_in_request_order(names: list[object], expect
 )
 def test_unknown_or_repeated_outputs_are_refused(names: list[object], field: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
-        outputs_named(names, field="outputs")
+        outputs_named(names)
     assert raised.value.field == field
 
 
@@ -246,7 +246,7 @@ def refusal(plane: DataPlane, request: InferenceRequest) -> ServiceError:
 
 def test_every_output_is_the_default_in_order(plane: DataPlane) -> None:
     result = infer(plane, InferenceRequest(rows_of(1)))
-    assert result.outputs == OUTPUTS == ("probabilities", "labels")
+    assert result.outputs == LABEL_OUTPUTS == ("probabilities", "labels")
     assert result.decision == "labels"
 
 
@@ -298,7 +298,10 @@ def test_every_form_of_the_same_values_gets_the_same_answer(plane: DataPlane) ->
         np.testing.assert_array_equal(answer.probabilities, answers["rows"].probabilities, name)
 
 
-V2_FIELDS = Fields(thresholds="parameters.threshold", decision="parameters.decision")
+V2_FIELDS = Fields(
+    thresholds="parameters.threshold", decision="parameters.decision", top_k="parameters.top_k"
+)
+TF_FIELDS = Fields(outputs="signature_name", output_names_listed=False)
 
 
 def one_tensor(**changes: Any) -> list[Tensor]:
@@ -364,10 +367,63 @@ REFUSED_REQUESTS: list[tuple[str, InferenceRequest, int, str | None, str]] = [
     ),
     (
         "unknown decision",
-        InferenceRequest(one_tensor(), decision="set", fields=V2_FIELDS),
+        InferenceRequest(one_tensor(), decision="best", fields=V2_FIELDS),
         422,
         "parameters.decision",
-        'unknown decision "set"; the decisions are labels',
+        'unknown decision "best"; the decisions are labels, set',
+    ),
+    (
+        "a threshold with decision set",
+        InferenceRequest(one_tensor(), decision="set", thresholds=0.5, fields=V2_FIELDS),
+        422,
+        "parameters.threshold",
+        "no threshold decides",
+    ),
+    (
+        "top_k with decision labels",
+        InferenceRequest(one_tensor(), top_k=2, fields=V2_FIELDS),
+        422,
+        "parameters.top_k",
+        'ask for parameters.decision "set" with it',
+    ),
+    *(
+        (
+            f"top_k {shown}",
+            InferenceRequest(one_tensor(), decision="set", top_k=top_k, fields=V2_FIELDS),
+            422,
+            "parameters.top_k",
+            f"an integer from 1 to 5 (the label sets this model ranks), got {shown}",
+        )
+        for top_k, shown in [
+            (0, "0"),
+            (-1, "-1"),
+            (6, "6"),
+            (2.0, "2.0"),
+            ("2", '"2"'),
+            (True, "true"),
+            ([2], "[2]"),
+        ]
+    ),
+    (
+        "a set output with decision labels",
+        InferenceRequest(one_tensor(), outputs=["labels", "label_sets"]),
+        422,
+        "outputs.1.name",
+        "output 'label_sets' comes with decision 'set' only (decision: \"set\")",
+    ),
+    (
+        "a set output with decision labels, the signature choosing",
+        InferenceRequest(one_tensor(), outputs=["label_set_probabilities"], fields=TF_FIELDS),
+        422,
+        "signature_name",
+        "signature_name: output 'label_set_probabilities' comes with decision 'set' only",
+    ),
+    (
+        "decision set without an output that shows it",
+        InferenceRequest(one_tensor(), decision="set", outputs=["probabilities"]),
+        422,
+        "outputs",
+        "outputs: asks for none of the outputs that show decision 'set'",
     ),
     ("unknown model", InferenceRequest(one_tensor(), model_name="other"), 404, None, "'other'"),
     (
@@ -485,9 +541,10 @@ def test_refusals_before_the_body_is_read_ask_to_close_the_connection(
     assert refused.headers == {"Retry-After": "1", "Connection": "close"}
 
 
+@pytest.mark.parametrize("decision", ["labels", "set"])
 @pytest.mark.parametrize("offload_rows", [1, 1000], ids=["pool", "inline"])
 def test_rows_the_model_cannot_answer_finitely_are_refused_by_position(
-    trained_repository: Path, model: Model, offload_rows: int
+    trained_repository: Path, model: Model, offload_rows: int, decision: str
 ) -> None:
     """Values within float32 can overflow the network to NaN: a 4xx naming the rows."""
     features = np.tile(np.asarray(REFERENCE_INPUTS[:1], np.float32), (30, 1))
@@ -495,7 +552,8 @@ def test_rows_the_model_cannot_answer_finitely_are_refused_by_position(
     assert not np.isfinite(model.predict(features).probabilities[[3, 17]]).any()
     plane = data_plane(trained_repository, offload_rows=offload_rows)
     try:
-        error = refusal(plane, InferenceRequest(Rows(features.tolist(), "instances")))
+        rows = Rows(features.tolist(), "instances")
+        error = refusal(plane, InferenceRequest(rows, decision=decision))
     finally:
         plane.close()
     assert isinstance(error, InvalidInput)
@@ -549,3 +607,97 @@ def test_answers_of_large_batches_are_rendered_on_a_thread_of_their_own(
     finally:
         plane.close()
     assert (name.split("_")[0], count) == (thread, rows)
+
+
+def test_decision_set_answers_the_most_probable_sets_of_the_models_own_ranking(
+    plane: DataPlane, model: Model
+) -> None:
+    rows = np.asarray(REFERENCE_INPUTS, dtype=np.float32)
+    asked = infer(
+        plane, InferenceRequest(Rows(rows.tolist(), "instances"), decision="set", top_k=3)
+    )
+    _, expected = model.rank_label_sets(rows, 3)
+    assert asked.decision == "set"
+    assert asked.top_k == 3
+    assert asked.outputs == ("probabilities", "labels", "label_sets", "label_set_probabilities")
+    assert asked.label_sets is not None
+    np.testing.assert_array_equal(asked.label_sets.sets, expected.sets)
+    np.testing.assert_array_equal(asked.label_sets.probabilities, expected.probabilities)
+    np.testing.assert_array_equal(asked.positives, expected.sets[:, 0, :])
+    assert asked.thresholds is plane.model().default_thresholds  # none took part
+    alone = infer(plane, InferenceRequest(Rows(rows.tolist(), "instances"), decision="set"))
+    assert alone.top_k is None  # not asked: the most probable set alone
+    assert alone.label_sets is not None
+    assert alone.label_sets.sets.shape == (2, 1, 3)
+    np.testing.assert_array_equal(alone.label_sets.sets[:, 0], expected.sets[:, 0])
+    assert infer(plane, InferenceRequest(rows_of(1))).label_sets is None
+
+
+class Counting:
+    """The real backend, counting the runs of the network a request costs, by kind."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.runs: list[str] = []
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        self.runs.append("probabilities")
+        return self.backend(features)
+
+    def with_label_sets(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.runs.append("probabilities and label sets")
+        return self.backend.with_label_sets(features)
+
+
+@pytest.mark.parametrize(
+    ("decision", "top_k", "runs"),
+    [
+        (None, None, ["probabilities"]),
+        ("set", None, ["probabilities and label sets"]),
+        ("set", 5, ["probabilities and label sets"]),
+    ],
+    ids=["labels", "set", "set, top 5"],
+)
+def test_each_decision_costs_one_run_of_the_network(
+    trained_repository: Path, decision: Any, top_k: Any, runs: list[str]
+) -> None:
+    counting: list[Counting] = []
+
+    def load(path: Path) -> Model:
+        model = load_model(path)
+        counting.append(Counting(model.backend))
+        return replace(model, backend=counting[-1])
+
+    settings = Settings(model_dir=trained_repository, model_name=MODEL_NAME, poll_interval=0)
+    repository = ModelRepository.from_settings(settings, loader=load)
+    repository.refresh()
+    plane = DataPlane(repository, settings, ServiceMetrics())
+    try:
+        counting[0].runs.clear()  # the parity check at load
+        infer(plane, InferenceRequest(rows_of(4), decision=decision, top_k=top_k))
+    finally:
+        plane.close()
+    assert counting[0].runs == runs
+
+
+@pytest.fixture(scope="module")
+def eleven_labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model with 11 labels and sigmoid heads, trained by the real CLI in seconds."""
+    arguments = ("--n-classes", "11", "--head", "sigmoid", "--epochs", "1", "--no-cv")
+    return trained_once(tmp_path_factory, "eleven-labels", *arguments)
+
+
+def test_without_a_head_past_ten_labels_decision_set_is_refused_and_labels_served(
+    eleven_labels: Path,
+) -> None:
+    plane = data_plane(eleven_labels)
+    try:
+        model = plane.model()
+        assert (len(model.metadata.labels), model.label_set_count) == (11, 0)
+        error = refusal(plane, InferenceRequest(rows_of(1), decision="set", fields=V2_FIELDS))
+        assert infer(plane, InferenceRequest(rows_of(1))).positives.shape == (1, 11)
+    finally:
+        plane.close()
+    assert (error.status_code, error.field) == (422, "parameters.decision")
+    assert "11 labels and no label-set head" in error.message
+    assert "at most 10 labels" in error.message

@@ -1,4 +1,6 @@
-"""The inference core: loading with verification, both backends, thresholds, range checks."""
+"""The inference core: loading with verification, both backends, thresholds, range checks,
+and the label sets ranked from the label-set head or the product of the marginals, against
+distributions computed by hand (``tests/app/label_set_reference.py``)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ from fastapi.testclient import TestClient
 from app.artifact import METADATA_FILE, ArtifactError, version_path
 from app.config import Settings
 from app.dataplane import thresholds_for
-from app.inference import load_model
+from app.inference import LabelSetRanking, load_model, product_of_marginals
 from app.main import create_app
+from tests.app.label_set_reference import LabelSetReference, reference_for
 from tests.support import MODEL_NAME, REFERENCE_INPUTS
+
+LABELS = ["label_0", "label_1", "label_2"]
 
 
 def random_rows(count: int, seed: int = 0) -> np.ndarray:
@@ -115,4 +120,95 @@ def test_a_version_whose_network_takes_other_features_is_rejected(repository: Pa
         },
     )
     with pytest.raises(ArtifactError, match="fails on the parity inputs"):
+        load_model(version)
+
+
+def ranked_rows(count: int, seed: int) -> np.ndarray:
+    """Rows like the training data (word counts), and the reference rows."""
+    counts = np.random.default_rng(seed).integers(0, 15, size=(count, 10))
+    return np.vstack([np.asarray(REFERENCE_INPUTS), counts]).astype(np.float32)
+
+
+def assert_ranked_as(ranking: LabelSetRanking, reference: LabelSetReference, k: int) -> None:
+    """Each row's k sets are the reference's k most probable, in order, with its values."""
+    assert ranking.sets.shape == (len(reference.probabilities), k, len(LABELS))
+    for row, (sets, probabilities) in enumerate(
+        zip(ranking.sets, ranking.probabilities, strict=True)
+    ):
+        expected = np.sort(reference.probabilities[row])[::-1][:k]
+        np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+        for chosen, probability in zip(sets, probabilities, strict=True):
+            named = [label for label, on in zip(LABELS, chosen, strict=True) if on]
+            assert reference.of(row, named) == pytest.approx(float(probability), abs=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "keras"])
+def test_the_label_set_head_ranks_the_sets_as_its_onnx_weights_say(
+    trained_version: Path, backend: str
+) -> None:
+    model = load_model(trained_version, backend=backend)  # type: ignore[arg-type]
+    rows = ranked_rows(200, seed=5)
+    reference = reference_for(trained_version, rows)
+    assert model.label_set_source == reference.source == "label_set_head"
+    assert model.label_set_count == len(reference.sets) == 5  # the sets seen in training
+    for k in (1, 2, model.label_set_count):
+        prediction, ranking = model.rank_label_sets(rows, k)
+        assert ranking.source == "label_set_head"
+        assert_ranked_as(ranking, reference, k)
+        np.testing.assert_array_equal(prediction.positives, ranking.sets[:, 0, :])
+        np.testing.assert_array_equal(prediction.probabilities, model.predict(rows).probabilities)
+
+
+def test_sigmoid_heads_rank_the_product_of_their_marginals_over_every_set(
+    sigmoid_version: Path,
+) -> None:
+    model = load_model(sigmoid_version)
+    rows = ranked_rows(200, seed=6)
+    reference = reference_for(sigmoid_version, rows)
+    assert model.label_set_source == reference.source == "product_of_marginals"
+    assert model.label_set_count == len(reference.sets) == 2**3
+    for k in (1, 3, 8):
+        _, ranking = model.rank_label_sets(rows, k)
+        assert ranking.source == "product_of_marginals"
+        assert_ranked_as(ranking, reference, k)
+    _, everything = model.rank_label_sets(rows, 8)
+    np.testing.assert_allclose(everything.probabilities.sum(axis=1), 1.0, atol=1e-6)
+    # Independent labels: the most probable set has each label on where p >= 0.5.
+    best = model.rank_label_sets(rows, 1)[1].best
+    np.testing.assert_array_equal(best, model.predict(rows).probabilities >= 0.5)
+
+
+def test_the_product_of_marginals_takes_certain_labels_as_they_are() -> None:
+    certain = np.asarray([[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]], dtype=np.float32)
+    joint = product_of_marginals(certain)
+    # Set c holds label i when bit i of c is set: {label_0} is 1, {label_0, label_2} is 5.
+    assert joint[0].tolist() == [0.0, 0.5, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0]
+    assert joint[1].tolist() == [1.0, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_a_version_whose_label_set_reference_differs_is_rejected(repository: Path) -> None:
+    version = version_path(repository, MODEL_NAME, 1)
+    stored = json.loads((version / METADATA_FILE).read_text())
+    shifted = [[p + 0.01 for p in row] for row in stored["parity"]["set_outputs"]]
+    rewrite_metadata(version, {"parity": {**stored["parity"], "set_outputs": shifted}})
+    with pytest.raises(ArtifactError, match="differs from the reference label-set outputs"):
+        load_model(version)
+
+
+def test_a_version_that_names_another_output_for_its_label_sets_is_rejected(
+    repository: Path,
+) -> None:
+    version = version_path(repository, MODEL_NAME, 1)
+    stored = json.loads((version / METADATA_FILE).read_text())
+    head = {**stored["label_set_distribution"], "output": "Identity:0", "output_index": 0}
+    rewrite_metadata(version, {"label_set_distribution": head})
+    with pytest.raises(ArtifactError, match="label-set outputs of shape"):
+        load_model(version)
+
+
+def test_a_version_whose_label_sets_name_an_unknown_label_is_rejected(repository: Path) -> None:
+    version = version_path(repository, MODEL_NAME, 1)
+    stored = json.loads((version / METADATA_FILE).read_text())
+    rewrite_metadata(version, {"label_sets": [*stored["label_sets"][:-1], ["label_9"]]})
+    with pytest.raises(ArtifactError, match="label_sets may name only the model's labels"):
         load_model(version)

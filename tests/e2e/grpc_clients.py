@@ -5,8 +5,10 @@ cannot hold both.
 
     python -m tests.e2e.grpc_clients triton|kserve HOST:PORT < cases.json
 
-A case is ``{"rows": [[...]], "contents": "typed" | "raw", "id": "..."}``; an answer is
-``{"model_name", "model_version", "id", "raw", "probabilities", "labels"}``.
+A case is ``{"rows": [[...]], "contents": "typed" | "raw", "id": "...", "parameters": {...}}``
+(parameters optional: ``decision``, ``top_k``); an answer is ``{"model_name", "model_version",
+"id", "raw", "parameters", "probabilities", "labels"}`` and, for decision "set",
+``"label_sets"`` and ``"label_set_probabilities"``.
 """
 
 from __future__ import annotations
@@ -33,19 +35,36 @@ def triton(address: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     answers = []
     for case in cases:
         rows = np.asarray(case["rows"], dtype=np.float32)
+        parameters = case.get("parameters")
         if case["contents"] == "raw":
             tensor = client.InferInput("features", list(rows.shape), "FP32")
             tensor.set_data_from_numpy(rows)
-            response = triton_client.infer(MODEL, [tensor], request_id=case["id"]).get_response()
+            result = triton_client.infer(
+                MODEL, [tensor], request_id=case["id"], parameters=parameters
+            )
+            answer = _answer(result.get_response())
+            # The client's own reading of raw outputs, beside the message's.
+            for name in answer["outputs"]:
+                assert np.array_equal(result.as_numpy(name), np.asarray(answer[name])), name
         else:
             typed = service_pb2.ModelInferRequest.InferInputTensor(
                 name="features", datatype="FP32", shape=list(rows.shape)
             )
             typed.contents.fp32_contents.extend(rows.ravel().tolist())
             request = service_pb2.ModelInferRequest(model_name=MODEL, id=case["id"], inputs=[typed])
-            response = stub.ModelInfer(request)
-        answers.append(_answer(response))
+            for key, value in (parameters or {}).items():
+                _set_parameter(request.parameters[key], value)
+            answer = _answer(stub.ModelInfer(request))
+        answers.append(answer)
     return answers
+
+
+def _set_parameter(parameter: Any, value: Any) -> None:
+    """A request parameter in the field its JSON type says (an integer in int64_param)."""
+    if isinstance(value, str):
+        parameter.string_param = value
+    else:
+        parameter.int64_param = value
 
 
 def _answer(response: Any) -> dict[str, Any]:
@@ -55,6 +74,8 @@ def _answer(response: Any) -> dict[str, Any]:
         "model_version": response.model_version,
         "id": response.id,
         "raw": bool(response.raw_output_contents),
+        "parameters": {key: value.string_param for key, value in response.parameters.items()},
+        "outputs": [output.name for output in response.outputs],
     }
     for index, output in enumerate(response.outputs):
         if response.raw_output_contents:
@@ -82,13 +103,19 @@ def kserve(address: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 tensor.set_data_from_numpy(rows, binary_data=True)
             else:
                 tensor = InferInput("features", list(rows.shape), "FP32", rows.ravel().tolist())
-            request = InferRequest(MODEL, [tensor], request_id=case["id"])
+            request = InferRequest(
+                MODEL, [tensor], request_id=case["id"], parameters=case.get("parameters")
+            )
             response = await client.infer(request)
             answer = {
                 "model_name": response.model_name,
                 "model_version": response.model_version,
                 "id": response.id,
                 "raw": bool(response.raw_outputs) if hasattr(response, "raw_outputs") else None,
+                "parameters": {  # the message's InferParameter values, as KServe keeps them
+                    key: value.string_param for key, value in (response.parameters or {}).items()
+                },
+                "outputs": [output.name for output in response.outputs],
             }
             for output in response.outputs:
                 answer[output.name] = output.as_numpy().tolist()

@@ -3,7 +3,8 @@
 Three ways tritonclient exchanges tensors: its defaults (binary tensor data both ways: inputs
 with ``set_data_from_numpy(x)``, outputs unnamed, so all binary), JSON only
 (``binary_data=False`` both ways) and mixes of the two; for 1 row and 1000 rows, every answer
-identical to the native ``/predict`` for the same rows. Then the same client with an API key.
+identical to the native ``/predict`` for the same rows; decision "set" read back the same ways.
+Then the same client with an API key.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 from tests.support import MODEL_NAME, REFERENCE_INPUTS, ServerProcess, running_server
 
 OUTPUTS = ("probabilities", "labels")
+LABELS = ["label_0", "label_1", "label_2"]
 API_KEY = "e2e-key-8c1f0b2d"
 FILE_KEY = "e2e-file-key-33aa"
 
@@ -78,7 +80,10 @@ def test_model_metadata_describes_the_tensors(client: triton.InferenceServerClie
     assert [(o["name"], o["datatype"], o["shape"]) for o in metadata["outputs"]] == [
         ("probabilities", "FP32", [-1, 3]),
         ("labels", "BOOL", [-1, 3]),
+        ("label_sets", "BOOL", [-1, -1, 3]),
+        ("label_set_probabilities", "FP32", [-1, -1]),
     ]
+    assert metadata["properties"]["label_set_source"] == "label_set_head"
 
 
 def native_predictions(server: ServerProcess, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +153,51 @@ def test_infer_reads_back_with_as_numpy_identical_to_the_native_api(
     binary = dict.fromkeys(OUTPUTS, True) if outputs is None else outputs
     for output in response["outputs"]:
         assert ("data" in output) is not binary[output["name"]]
+
+
+@pytest.mark.parametrize("count", [1, 1000])
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "JSON"])
+def test_decision_set_reads_back_with_as_numpy_identical_to_the_native_api(
+    client: triton.InferenceServerClient, server: ServerProcess, count: int, binary: bool
+) -> None:
+    rows = rows_of(count)
+    features = triton.InferInput("features", list(rows.shape), "FP32")
+    features.set_data_from_numpy(rows, binary_data=binary)
+    requested = [
+        triton.InferRequestedOutput(name, binary_data=binary)
+        for name in ("labels", "label_sets", "label_set_probabilities")
+    ]
+    result = client.infer(
+        MODEL_NAME, [features], outputs=requested, parameters={"decision": "set", "top_k": 2}
+    )
+    labels = result.as_numpy("labels")
+    sets = result.as_numpy("label_sets")
+    probabilities = result.as_numpy("label_set_probabilities")
+    assert (labels.dtype, sets.dtype, probabilities.dtype) == (np.bool_, np.bool_, np.float32)
+    assert (sets.shape, probabilities.shape) == ((count, 2, 3), (count, 2))
+    response = httpx.post(
+        server.base_url + "/predict",
+        json={"instances": rows.tolist(), "decision": "set", "top_k": 2},
+        timeout=30,
+    )
+    predictions = response.json()["predictions"]
+    np.testing.assert_array_equal(labels, [row["vector"] for row in predictions])
+    expected_sets = [
+        [[label in top["labels"] for label in LABELS] for top in row["top_sets"]]
+        for row in predictions
+    ]
+    np.testing.assert_array_equal(sets, expected_sets)
+    np.testing.assert_array_equal(
+        probabilities,
+        np.asarray(
+            [[top["probability"] for top in row["top_sets"]] for row in predictions],
+            dtype=np.float32,
+        ),
+    )
+    assert result.get_response()["parameters"] == {
+        "decision": "set",
+        "label_set_source": "label_set_head",
+    }
 
 
 def test_reference_input_turns_labels_0_and_1_on_and_2_off(

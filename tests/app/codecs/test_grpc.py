@@ -173,10 +173,10 @@ STATUS_CASES: list[tuple[str, Any, grpc.StatusCode, str]] = [
     (
         "another decision",
         infer_request(
-            REFERENCE_INPUTS, parameters={"decision": threshold("set")}
+            REFERENCE_INPUTS, parameters={"decision": threshold("best")}
         ).SerializeToString(),
         grpc.StatusCode.INVALID_ARGUMENT,
-        'unknown decision "set"',
+        'unknown decision "best"',
     ),
     (
         "raw contents for two inputs",

@@ -317,6 +317,65 @@ def grpc_threshold(threshold: Any, shown: str) -> Cell:
     return Wire(f"parameter {written}", body, 400, field="parameters.threshold")
 
 
+def decision_case(what: str, field_name: str | None, status: int = 400, **options: Any) -> Case:
+    """Decision options (``decision``, ``top_k``, ``threshold``) as each protocol sends them:
+    native and TF Serving fields (TF Serving has no threshold), V2 and gRPC parameters; the
+    verdict names the protocol's own spelling of ``field_name``."""
+    shown = ", ".join(
+        f'"{name}": {orjson.dumps(value).decode()}' for name, value in options.items()
+    )
+    native_field = field_name if status != 200 else None
+    message_field = None if field_name is None else f"parameters.{field_name}"
+    tf_options = {"signature_name": "label_sets", **options} if status == 200 else options
+    tf_shown = ", ".join(
+        f'"{name}": {orjson.dumps(value).decode()}' for name, value in tf_options.items()
+    )
+    return Case(
+        what,
+        native=Wire(
+            f"`{shown}`",
+            native_body(**options),
+            422 if status == 400 else status,
+            code="invalid_request" if status == 400 else None,
+            field=native_field,
+        ),
+        v2_json=Wire(
+            f'`"parameters": {{{shown}}}`',
+            v2_body(parameters=options),
+            status,
+            field=message_field,
+        ),
+        v2_binary=binary(
+            "the same parameters in the JSON header",
+            status,
+            parameters=options,
+            field=message_field,
+        ),
+        tfserving=(
+            NO_THRESHOLD
+            if "threshold" in options
+            else Wire(f"`{tf_shown}`", tf_body(**tf_options), status, field=field_name)
+        ),
+        grpc=(
+            NotOnWire("parameters are scalars")
+            if any(isinstance(value, list | dict) for value in options.values())
+            else Wire(
+                "parameters "
+                + ", ".join(grpc_shown(name, value) for name, value in options.items()),
+                grpc_body(parameters=grpc_parameters(**options)),
+                status,
+                field=message_field,
+            )
+        ),
+    )
+
+
+def grpc_shown(name: str, value: Any) -> str:
+    """A request parameter as the message holds it: ``decision`` as string_param ``set``."""
+    (field,) = grpc_parameters(**{name: value})[name].ListFields()
+    return f"`{name}` as {field[0].name} `{orjson.dumps(value).decode()}`"
+
+
 def value_case(what: str, index: int, text: str, shown: str | None = None) -> Case:
     """One feature value of the second row is the JSON text ``text`` instead of a number."""
     rows = [ROW, with_value(index, MARK)]
@@ -412,6 +471,8 @@ def path_case(
 
 
 NON_FINITE_ROWS = [ROW, [FLOAT32_MAX] * len(ROW)]
+# The outputs of decision "set", when the request names none.
+ANSWERED_SETS = ["probabilities", "labels", "label_sets", "label_set_probabilities"]
 
 CASES: list[Case] = [
     Case(
@@ -750,6 +811,76 @@ CASES: list[Case] = [
         f"/v1/models/{MODEL_NAME}/versions/v1:predict",
         "versions/v1",
         {"model_version": "v1"},
+    ),
+    decision_case("decision `set` with `top_k` 2 (accepted)", None, 200, decision="set", top_k=2),
+    decision_case("an unknown decision", "decision", decision="best"),
+    decision_case("decision is not a string", "decision", decision=1),
+    decision_case("`top_k` is 0", "top_k", decision="set", top_k=0),
+    decision_case("`top_k` above the label sets the model ranks", "top_k", decision="set", top_k=9),
+    decision_case("`top_k` is a float", "top_k", decision="set", top_k=2.0),
+    decision_case("`top_k` is a string", "top_k", decision="set", top_k="2"),
+    decision_case("`top_k` is a boolean", "top_k", decision="set", top_k=True),
+    decision_case("`top_k` without decision `set`", "top_k", top_k=2),
+    decision_case("a threshold with decision `set`", "threshold", decision="set", threshold=0.5),
+    Case(
+        "a label-set output with decision `labels`",
+        native=NotOnWire("the decision chooses the answer's fields"),
+        v2_json=Wire(
+            '`"outputs": [{"name": "label_sets"}]`, no decision',
+            v2_body(outputs=[{"name": "label_sets"}]),
+            400,
+            field="outputs.0.name",
+        ),
+        v2_binary=binary(
+            '`InferRequestedOutput("label_set_probabilities")`',
+            400,
+            outputs=[triton.InferRequestedOutput("label_set_probabilities")],
+            field="outputs.0.name",
+        ),
+        tfserving=Wire(
+            '`"signature_name": "label_sets", "decision": "labels"`',
+            tf_body(signature_name="label_sets", decision="labels"),
+            400,
+            field="signature_name",
+        ),
+        grpc=Wire(
+            '`outputs: [{name: "label_sets"}]`, no decision',
+            grpc_body(outputs=[{"name": "label_sets"}]),
+            400,
+            field="outputs.0.name",
+        ),
+    ),
+    Case(
+        "decision `set` with no output that shows the set",
+        native=NotOnWire("the decision chooses the answer's fields"),
+        v2_json=Wire(
+            '`"outputs": [{"name": "probabilities"}]`, decision `set`',
+            v2_body(outputs=[{"name": "probabilities"}], parameters={"decision": "set"}),
+            400,
+            field="outputs",
+        ),
+        v2_binary=binary(
+            '`InferRequestedOutput("probabilities")`, decision `set`',
+            400,
+            outputs=[triton.InferRequestedOutput("probabilities")],
+            parameters={"decision": "set"},
+            field="outputs",
+        ),
+        tfserving=Wire(
+            '`"decision": "set"`, the default signature',
+            tf_body(decision="set"),
+            400,
+            field="signature_name",
+        ),
+        grpc=Wire(
+            '`outputs: [{name: "probabilities"}]`, decision `set`',
+            grpc_body(
+                outputs=[{"name": "probabilities"}],
+                parameters=grpc_parameters(decision="set"),
+            ),
+            400,
+            field="outputs",
+        ),
     ),
     threshold_case("threshold is a boolean", True, "true"),
     threshold_case("threshold is a string", "0.7", '"0.7"'),
@@ -1146,7 +1277,8 @@ def assert_grpc_verdict(channel: grpc.Channel, protocol: Protocol, wire: Wire) -
     call = channel.unary_unary(protocol.path)
     if wire.status == 200:
         response = messages.ModelInferResponse.FromString(call(wire.body, timeout=30))
-        assert [output.name for output in response.outputs] == ["probabilities", "labels"]
+        names = [output.name for output in response.outputs]
+        assert names in (["probabilities", "labels"], ANSWERED_SETS), names
         assert len(response.outputs[1].contents.bool_contents) >= 3
         return
     with pytest.raises(grpc.RpcError) as raised:
@@ -1169,7 +1301,8 @@ def assert_an_answer(protocol: Protocol, response: Any) -> None:
         return
     document = response.json()
     if protocol.attribute == "v2_json":
-        assert [output["name"] for output in document["outputs"]] == ["probabilities", "labels"]
+        names = [output["name"] for output in document["outputs"]]
+        assert names in (["probabilities", "labels"], ANSWERED_SETS), names
     else:
         assert len(document["predictions"]) >= 1
 

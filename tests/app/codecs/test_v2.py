@@ -77,7 +77,9 @@ def test_server_metadata_lists_the_binary_tensor_data_extension(
 @pytest.mark.parametrize(
     "path", [f"/v2/models/{MODEL_NAME}", f"/v2/models/{MODEL_NAME}/versions/1"]
 )
-def test_model_metadata_describes_the_input_and_both_outputs(client: TestClient, path: str) -> None:
+def test_model_metadata_describes_the_input_every_output_and_the_decisions(
+    client: TestClient, path: str
+) -> None:
     thresholds = client.get("/metadata").json()["thresholds"]
     body = client.get(path).json()
     assert body == {
@@ -88,11 +90,16 @@ def test_model_metadata_describes_the_input_and_both_outputs(client: TestClient,
         "outputs": [
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
             {"name": "labels", "datatype": "BOOL", "shape": [-1, 3]},
+            {"name": "label_sets", "datatype": "BOOL", "shape": [-1, -1, 3]},
+            {"name": "label_set_probabilities", "datatype": "FP32", "shape": [-1, -1]},
         ],
         "properties": {
             "features": ",".join(f"x{i}" for i in range(10)),
             "labels": ",".join(LABELS),
             "thresholds": ",".join(str(thresholds[label]) for label in LABELS),
+            "decisions": "labels,set",
+            "label_set_source": "label_set_head",
+            "label_set_count": "5",  # the sets of the training data: {}, {1}, {0}, {0, 1}, all
         },
     }
 
@@ -389,10 +396,11 @@ def test_a_path_no_protocol_serves_gets_the_control_planes_404(client: TestClien
 def test_documented_request_examples_are_served_as_documented(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/v2/models/{name}/infer"]["post"]
     examples = operation["requestBody"]["content"]["application/json"]["schema"]["examples"]
-    documented = InferenceResponse.model_json_schema()["examples"][0]
-    assert len(examples) == 2
+    answers = InferenceResponse.model_json_schema()["examples"]
+    assert len(examples) == 3  # the last asks for decision "set", as the last answer shows
     for example in examples:
         result = infer(client, example)
+        documented = answers[-1] if "parameters" in result else answers[0]
         assert set(result) <= set(documented)
         assert [output.keys() for output in result["outputs"]] == [
             documented["outputs"][0].keys()
