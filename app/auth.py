@@ -12,10 +12,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from app.config import Settings
 from app.errors import Unauthorized
@@ -90,12 +88,3 @@ def read_keys_file(path: Path) -> list[str]:
 
 # Declares the scheme in OpenAPI (Swagger UI's "Authorize"); the check itself is ApiKeys'.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key of the service")
-
-
-async def require_api_key(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> None:
-    """A control-plane dependency: the same check as the data plane's."""
-    api_keys: ApiKeys = request.app.state.api_keys
-    api_keys.check(dict(request.scope["headers"]))

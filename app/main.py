@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
-from app.auth import ApiKeys, require_api_key
+from app.auth import ApiKeys
 from app.codecs import CODECS, native
 from app.codecs.endpoint import routes
 from app.config import Settings, get_settings
@@ -39,7 +39,7 @@ from app.observability import ControlPlaneObservability, RequestObserver
 from app.openapi import install_openapi
 from app.pages import error_page, install_pages
 from app.repository import ModelRepository, watch
-from app.services import SERVICES_STATE_KEY, Services
+from app.services import SERVICES_STATE_KEY, Services, require_api_key
 from app.version import SERVICE_VERSION
 
 logger = logging.getLogger(__name__)
@@ -83,9 +83,6 @@ class Service:
         dataplane = DataPlane(repository, settings, self.metrics)
         services = Services(dataplane, repository, self.observer, api_keys, settings)
         _tune_garbage_collector()
-        # Until app/auth.py and app/pages read the lifespan state (app.services) like the rest.
-        self.control.state.repository = repository
-        self.control.state.api_keys = api_keys
         grpc_server = GrpcServer(services) if settings.grpc_port else None
         if grpc_server is not None:
             await grpc_server.start()

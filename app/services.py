@@ -8,10 +8,12 @@ lifespan state (``scope["state"]``, which FastAPI shows as ``request.state``) un
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
-from app.auth import ApiKeys
+from app.auth import ApiKeys, bearer_scheme
 from app.config import Settings
 from app.dataplane import DataPlane
 from app.metrics import ServiceMetrics
@@ -40,3 +42,11 @@ def services(request: Request) -> Services:
     """The services of the application serving ``request`` (a FastAPI dependency)."""
     found: Services = getattr(request.state, SERVICES_STATE_KEY)
     return found
+
+
+async def require_api_key(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    """A control-plane dependency: the same check as the data plane's."""
+    services(request).api_keys.check(dict(request.scope["headers"]))

@@ -22,6 +22,7 @@ from app.errors import shown_name
 from app.inference import Model
 from app.pages.layout import PageProblem, page, security_headers, url_prefix
 from app.repository import ModelRepository
+from app.services import services
 
 # Written by training next to the model (training/report.py); listed in the version's files.
 CARD_FILE = "model_card.md"
@@ -109,8 +110,7 @@ def _image_url(request: Request, model: Model, name: str) -> str | None:
 
 
 def _repository(request: Request) -> ModelRepository:
-    repository: ModelRepository = request.app.state.repository
-    return repository
+    return services(request).repository
 
 
 def _loaded_version(request: Request, name: str, version: str | None) -> Model:

@@ -7,11 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from app.auth import ApiKeys
-from app.config import Settings
 from app.pages.card import card_url
 from app.pages.layout import accept_quality, page, url_prefix
-from app.repository import ModelRepository
+from app.services import services
 
 # Public paths of the control plane the index points to (each has its own tests).
 LINKS = {
@@ -43,7 +41,7 @@ async def landing(request: Request) -> Response:
 
 def service_index(request: Request) -> dict[str, Any]:
     """The service, the model it serves (or why none), and the URLs of everything else."""
-    repository: ModelRepository = request.app.state.repository
+    repository = services(request).repository
     snapshot = repository.snapshot
     served = snapshot.default
     prefix = url_prefix(request)
@@ -73,10 +71,10 @@ def service_index(request: Request) -> dict[str, Any]:
 def keyed_links(request: Request) -> set[str]:
     """The links of the index that need an API key (none when keys are off): the page marks
     them, since a browser opening one gets the page that says how to send a key."""
-    api_keys: ApiKeys = request.app.state.api_keys
-    if not api_keys.enabled:
+    found = services(request)
+    if not found.api_keys.enabled:
         return set()
-    settings: Settings = request.app.state.settings
+    settings = found.settings
     return {"model_card", "metadata", *(["metrics"] if settings.metrics_require_key else [])}
 
 

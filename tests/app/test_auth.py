@@ -112,13 +112,24 @@ def test_a_protected_operation_without_a_valid_key_gets_401_in_its_envelope(
     assert WRONG_KEY not in message
 
 
+@pytest.fixture(scope="module")
+def unsecured(trained_repository: Path) -> Iterator[TestClient]:
+    """The same app with keys off: what every operation answers once past the key check."""
+    settings = Settings(model_dir=trained_repository, model_name=MODEL_NAME, poll_interval=0)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
 @pytest.mark.parametrize(("codec", "method", "path"), PROTECTED, ids=ids(PROTECTED))
 @pytest.mark.parametrize("key", [KEY, OTHER_KEY], ids=["first key", "second key"])
 def test_a_configured_key_opens_every_protected_operation(
-    secured: TestClient, codec: str, method: str, path: str, key: str
+    secured: TestClient, unsecured: TestClient, codec: str, method: str, path: str, key: str
 ) -> None:
+    """With a key, each operation answers as it does with keys off (a refused verb too)."""
     response = send(secured, codec, method, path, {"Authorization": f"Bearer {key}"})
-    assert response.status_code == 200, response.text
+    expected = send(unsecured, codec, method, path, {})
+    assert response.status_code == expected.status_code != 401, response.text
+    assert response.content == expected.content
 
 
 def test_the_scheme_is_case_insensitive(secured: TestClient) -> None:

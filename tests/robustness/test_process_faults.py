@@ -8,14 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import orjson
 
-from app.artifact import METADATA_FILE, ONNX_FILE, list_versions, read_artifact
+from app.artifact import list_versions, read_artifact
 from tests.robustness.conftest import ReportFigure
 from tests.robustness.load import CLOSED, REFUSED, LoadRun
 from tests.robustness.servers import (
@@ -117,82 +115,53 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_zero(
     assert exit_code == 0, server.log()
 
 
-@dataclass(frozen=True)
-class KillPoint:
-    """When to kill a training run, judged from its staging directory."""
-
-    name: str
-    reached: Callable[[Path], bool]
-
-
-KILL_POINTS = [
-    KillPoint("as soon as its staging directory appears", lambda staging: True),
-    KillPoint("after its ONNX export", lambda staging: (staging / ONNX_FILE).exists()),
-    KillPoint(
-        "while it publishes (metadata written; the rename may win the race)",
-        lambda staging: (staging / METADATA_FILE).exists(),
-    ),
-]
+# Where a run is killed (tests.robustness.killed_training), and what that point is.
+KILL_POINTS = {
+    "staging": "as soon as its staging directory exists",
+    "onnx": "after its ONNX export, as it writes the model card",
+    "publish": "as it publishes (metadata final, the rename next)",
+}
 
 
 def test_a_training_run_killed_mid_write_leaves_no_partial_version(
     repository: Path, tmp_path: Path, report_figure: ReportFigure
 ) -> None:
     """Runs are killed at several points (in parallel, each in its own repository copy); a
-    server watches the last one. No partial version is ever listed or served."""
-    roots = [tmp_path / f"repository-{index}" for index in range(len(KILL_POINTS))]
-    for root in roots:
+    server watches the one killed as it publishes. No partial version is ever listed or served,
+    and each repository keeps the version it had."""
+    roots = {point: tmp_path / f"repository-{point}" for point in KILL_POINTS}
+    for root in roots.values():
         shutil.copytree(repository, root)
-    watched = roots[-1]
+    watched = roots["publish"]
     with serving(watched, tmp_path / "server.log", poll_interval=0.1) as server:
-        runs = [_start_training(root, tmp_path / f"train-{n}.log") for n, root in enumerate(roots)]
-        outcomes = _kill_at_points(runs, roots, server)
-        exit_codes = [run.returncode for run in runs]
-        newest = max(list_versions(watched, MODEL_NAME))  # 2 if publishing completed
-        wait_for(lambda: served_version(server) == newest, "newest version served", server)
+        runs = {
+            point: _start_training(point, root, tmp_path / f"train-{point}.log")
+            for point, root in roots.items()
+        }
+        exit_codes = {point: run.wait(timeout=480) for point, run in runs.items()}
+        time.sleep(0.5)  # five polls of the watched repository after the last run died
+        assert served_version(server) == 1
         log = server.log()
-    report_figure("training killed mid-write", "; ".join(outcomes))
-    # Each run really was killed at its point; only the last may win the race and publish.
-    assert exit_codes[:2] == [-signal.SIGKILL, -signal.SIGKILL], outcomes
-    assert exit_codes[2] in (-signal.SIGKILL, 0), outcomes
-    for root in roots:
-        for version in list_versions(root, MODEL_NAME):
-            read_artifact(root / MODEL_NAME / str(version))  # complete and verified
-        assert all(
-            entry.name.startswith(".") or entry.name.isdigit()
-            for entry in (root / MODEL_NAME).iterdir()
-        )
-    assert list_versions(roots[0], MODEL_NAME) == list_versions(roots[1], MODEL_NAME) == [1]
+    report_figure(
+        "training killed mid-write",
+        "; ".join(f"{KILL_POINTS[point]}: exit {code}" for point, code in exit_codes.items()),
+    )
+    assert exit_codes == dict.fromkeys(KILL_POINTS, -signal.SIGKILL), [
+        (tmp_path / f"train-{point}.log").read_text()[-2000:] for point in KILL_POINTS
+    ]
+    for root in roots.values():
+        assert list_versions(root, MODEL_NAME) == [1]
+        read_artifact(root / MODEL_NAME / "1")  # untouched and verified
+        # Only the dead run's staging directory is left, hidden from every listing; the next
+        # run removes it once it is stale (tests/app/test_artifact.py).
+        entries = [entry.name for entry in (root / MODEL_NAME).iterdir()]
+        assert any(name.startswith(".staging-") for name in entries)
+        assert all(name.startswith(".") or name.isdigit() for name in entries)
     assert "rejected" not in log
 
 
-def _start_training(root: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "training.train", "--no-cv", "--epochs", "2"]
+def _start_training(point: str, root: Path, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "tests.robustness.killed_training", point]
+    arguments = ["--no-cv", "--epochs", "2", "--output", str(root)]
     with log.open("wb") as output:
-        return subprocess.Popen(
-            [*command, "--output", str(root)], cwd=REPO_ROOT, stdout=output, stderr=output
-        )
-
-
-def _kill_at_points(
-    runs: list[subprocess.Popen[bytes]], roots: list[Path], server: ServerProcess
-) -> list[str]:
-    """Kill each run when its point is reached; check the served version meanwhile."""
-    outcomes: dict[int, str] = {}
-    deadline = time.monotonic() + 480  # three TensorFlow starts on a shared machine
-    while len(outcomes) < len(runs):
-        assert time.monotonic() < deadline, "training runs did not reach their kill points"
-        for index, (run, root, point) in enumerate(zip(runs, roots, KILL_POINTS, strict=True)):
-            if index in outcomes:
-                continue
-            if run.poll() is not None:
-                outcomes[index] = f"{point.name}: finished (exit {run.returncode}) before"
-                continue
-            staging = next((root / MODEL_NAME).glob(".staging-*"), None)
-            if staging is not None and point.reached(staging):
-                run.kill()
-                run.wait()
-                outcomes[index] = f"{point.name}: killed"
-        time.sleep(0.001)
-    assert served_version(server) >= 1
-    return [outcomes[index] for index in range(len(runs))]
+        return subprocess.Popen([*command, *arguments], cwd=REPO_ROOT, stdout=output, stderr=output)
