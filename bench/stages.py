@@ -28,8 +28,7 @@ from app.codecs.base import validate_envelope
 from app.codecs.json_numbers import decode_json_numbers
 from app.codecs.native_schemas import PredictRequest
 from app.config import Settings
-from app.dataplane import InferenceResult, _check_finite
-from app.features import features_from_numbers
+from app.dataplane import InferenceResult, _check_finite, features_from_numbers
 from app.inference import load_model
 from app.metrics import ServiceMetrics
 from bench.bodies import build_body

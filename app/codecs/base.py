@@ -240,7 +240,7 @@ def may_contain_booleans(body: bytes) -> bool:
 def validate_envelope(model: type[Envelope], value: Any) -> Envelope:
     """Check a decoded body's top-level fields against a pydantic model; errors name the field.
 
-    The models type bulky data (rows, tensors) as ``Any``: those are checked by app.features,
+    The models type bulky data (rows, tensors) as ``Any``: those are checked by the data plane,
     vectorized, with row and feature in each message. A ``null`` where a field's type is
     expected is refused in the same words whatever the field (``refuse_null``).
     """

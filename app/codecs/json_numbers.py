@@ -34,8 +34,8 @@ import numpy as np
 import simdjson
 
 from app.codecs.base import NOT_AN_OBJECT, decode_json
+from app.dataplane import NumberArray, check_row_count
 from app.errors import InvalidRequest
-from app.features import NumberArray, check_row_count
 
 # Below this size orjson is faster: a few rows cost less than simdjson's call and the scans.
 MIN_BODY_BYTES = 4096

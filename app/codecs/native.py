@@ -40,9 +40,8 @@ from app.codecs.native_schemas import (
     SetColumnsResponse,
     SetPredictResponse,
 )
-from app.dataplane import InferenceRequest, InferenceResult, Rows
+from app.dataplane import InferenceRequest, InferenceResult, NumberArray, Rows
 from app.errors import ServiceError
-from app.features import NumberArray
 from app.inference import SMALL_BATCH_ROWS, LabelSetRanking, Model
 
 PREDICT_PATH = "/predict"

@@ -21,7 +21,7 @@ _ROW_SCHEMA: dict[str, Any] = {
         },
     ]
 }
-# Rows are validated by app.features (vectorized, with row/feature locations), not by
+# Rows are validated by the data plane (vectorized, with row/feature locations), not by
 # pydantic, which would be an order of magnitude slower on large batches.
 Rows = Annotated[
     Any,

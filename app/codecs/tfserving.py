@@ -56,11 +56,11 @@ from app.dataplane import (
     Fields,
     InferenceRequest,
     InferenceResult,
+    NumberArray,
     Output,
     Rows,
 )
 from app.errors import InvalidInput, InvalidRequest, NotSupported
-from app.features import NumberArray
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURES: dict[str, tuple[Output, ...]] = {

@@ -14,7 +14,7 @@ from app.codecs.base import NOT_NULL, Decision, Omittable, Threshold, TopK
 
 _SHAPE_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "integer"}}
 _NUMBERS_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
-# Tensor shape and data are checked by the codec and app.features (vectorized, with row and
+# Tensor shape and data are checked by the codec and the data plane (vectorized, with row and
 # feature in each message), not by pydantic, which would copy and check the data value by value.
 Shape = Annotated[Any, WithJsonSchema(_SHAPE_SCHEMA)]
 TensorData = Annotated[

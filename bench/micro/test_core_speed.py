@@ -16,8 +16,7 @@ import pytest
 from app.codecs.base import decode_json, may_contain_booleans, validate_envelope
 from app.codecs.native import render_columns, render_rows
 from app.codecs.native_schemas import PredictRequest
-from app.dataplane import InferenceResult
-from app.features import features_from_flat, features_from_rows
+from app.dataplane import InferenceResult, features_from_flat, features_from_rows
 from app.inference import Model
 from bench.micro.conftest import BATCHES
 

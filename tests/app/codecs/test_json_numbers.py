@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from app.codecs import native, tfserving, v2
 from app.codecs.base import NOT_AN_OBJECT
 from app.codecs.json_numbers import MIN_BODY_BYTES, Bulk, decode_json_numbers
+from app.dataplane import NumberArray
 from app.errors import InvalidRequest, PayloadTooLarge
-from app.features import NumberArray
 from tests.app.codecs import test_strictness as strictness
 from tests.app.codecs.test_strictness import served  # noqa: F401 (the strictness table's app)
 

@@ -1,5 +1,5 @@
-"""Request data → float32 feature matrix (``app.features``): the fast path and the precise path
-always agree, and every refusal says which row and which feature."""
+"""Request data → float32 feature matrix (the data plane's conversion): the fast path and the
+precise path always agree, and every refusal says which row and which feature."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.codecs.base import may_contain_booleans
-from app.errors import InvalidInput, InvalidRequest, PayloadTooLarge, ServiceError
-from app.features import (
+from app.dataplane import (
     check_row_count,
     features_from_bytes,
     features_from_flat,
@@ -20,6 +19,7 @@ from app.features import (
     features_from_typed,
     row_list,
 )
+from app.errors import InvalidInput, InvalidRequest, PayloadTooLarge, ServiceError
 
 NAMES = ["a", "b", "c"]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
