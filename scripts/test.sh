@@ -9,6 +9,7 @@ bash requirements/lock.sh --check
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 # The suite on every core (pytest-xdist): tests are handed out a module at a time
-# (--dist loadscope), so the tests of one module share its server processes and fixtures.
+# (--dist loadscope), so the tests of one module share its server processes and fixtures; the
+# 25 slowest steps are listed at the end.
 # pytest exits 5 when it collects no tests; set -e makes that (like any failure) fail the run.
-.venv/bin/pytest --numprocesses "${PYTEST_WORKERS:-auto}" --dist loadscope "$@"
+.venv/bin/pytest --numprocesses "${PYTEST_WORKERS:-auto}" --dist loadscope --durations=25 "$@"
