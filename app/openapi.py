@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from app.auth import bearer_scheme
 from app.codecs.base import Codec, Operation
+from app.codecs.examples import error_example
 
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 
@@ -37,6 +38,7 @@ def install_openapi(app: FastAPI, codecs: Sequence[Codec], *, secured: bool) -> 
                 tags=[{"name": codec.tag} for codec in codecs],
             )
             _move_nested_definitions(document)
+            _add_error_examples(document, codecs)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -100,11 +102,29 @@ def _error_responses(codec: Codec, operation: Operation) -> dict[int | str, dict
     """The operation's error statuses in the codec's error shape; ``4XX`` for the rest (405
     wrong method...), which also keeps FastAPI from documenting a 422 the codec never sends."""
     documented: dict[int | str, dict[str, Any]] = {
-        status: {"model": codec.error_model, "description": codec.error_descriptions[status]}
-        for status in operation.errors
+        status: _error_response(codec, status) for status in operation.errors
     }
     documented["4XX"] = {"model": codec.error_model, "description": "Any other client error"}
     return documented
+
+
+def _error_response(codec: Codec, status: int) -> dict[str, Any]:
+    return {"model": codec.error_model, "description": codec.error_descriptions[status]}
+
+
+def _add_error_examples(document: dict[str, Any], codecs: Sequence[Codec]) -> None:
+    """Each error status of each operation shows the answer its codec really gives. Added
+    after generation: FastAPI's generator drops the nulls an example holds (``"row": null``)."""
+    for codec in codecs:
+        for operation in codec.operations:
+            if not operation.documented:
+                continue
+            responses = document["paths"][operation.path][operation.method.lower()]["responses"]
+            for status in operation.errors:
+                example = error_example(codec.name, status)
+                if example is not None:
+                    content = responses[str(status)]["content"]["application/json"]
+                    content["example"] = example
 
 
 def _request_body(operation: Operation) -> dict[str, Any] | None:

@@ -35,7 +35,9 @@ def health() -> dict[str, str]:
 
 @app.post("/predict")
 def predict(request: PredictRequest) -> dict[str, Any]:
-    probabilities = model.predict(np.array(request.instances), verbose=0)
+    outputs = model.predict(np.array(request.instances), verbose=0)
+    # A label-set model answers its marginals first, then the probability of each label set.
+    probabilities = outputs[0] if isinstance(outputs, list) else outputs
     return {
         "predictions": [
             {

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.artifact import MetricSummary
 from app.codecs.base import Decision, ErrorEnvelope, Threshold, TopK
+from app.codecs.examples import answer_examples
 from app.inference import LabelSetSource
 
 _ROW_SCHEMA: dict[str, Any] = {
@@ -53,6 +54,21 @@ class PredictRequest(BaseModel):
                     "threshold": {"label_2": 0.9},
                 },
                 {"instances": [[3, 3, 6, 7, 8, 2, 11, 11, 1, 3]], "decision": "set", "top_k": 2},
+                {
+                    "instances": [
+                        [3, 3, 6, 7, 8, 2, 11, 11, 1, 3],
+                        [1, 1, 2, 4, 8, 10, 8, 8, 5, 6],
+                    ],
+                    "format": "columns",
+                },
+                {
+                    "instances": [
+                        [3, 3, 6, 7, 8, 2, 11, 11, 1, 3],
+                        [1, 1, 2, 4, 8, 10, 8, 8, 5, 6],
+                    ],
+                    "format": "columns",
+                    "decision": "set",
+                },
             ]
         },
     )
@@ -107,28 +123,7 @@ class RowPrediction(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": {"name": "multilabel", "version": 1},
-                    "thresholds": {"label_0": 0.5, "label_1": 0.5, "label_2": 0.5},
-                    "predictions": [
-                        {
-                            "probabilities": {
-                                "label_0": 0.99884903,
-                                "label_1": 0.98249424,
-                                "label_2": 0.00097176433,
-                            },
-                            "labels": ["label_0", "label_1"],
-                            "vector": [1, 1, 0],
-                            "warnings": [],
-                        }
-                    ],
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": answer_examples("PredictResponse")})
 
     model: ModelRef
     thresholds: dict[str, float] = Field(description="The thresholds this answer used.")
@@ -167,34 +162,7 @@ class SetAnswer(BaseModel):
 class SetPredictResponse(SetAnswer):
     """The answer with ``"decision": "set"``: each row's most probable label set."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": {"name": "multilabel", "version": 1},
-                    "decision": "set",
-                    "label_set_source": "label_set_head",
-                    "predictions": [
-                        {
-                            "probabilities": {
-                                "label_0": 0.99939597,
-                                "label_1": 0.9867938,
-                                "label_2": 0.0073903245,
-                            },
-                            "labels": ["label_0", "label_1"],
-                            "vector": [1, 1, 0],
-                            "set_probability": 0.97880596,
-                            "top_sets": [
-                                {"labels": ["label_0", "label_1"], "probability": 0.97880596},
-                                {"labels": ["label_0"], "probability": 0.0131996665},
-                            ],
-                            "warnings": [],
-                        }
-                    ],
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": answer_examples("SetPredictResponse")})
 
     predictions: list[SetRowPrediction] = Field(description="One per instance, in order.")
 
@@ -209,23 +177,7 @@ class RowWarning(BaseModel):
 class ColumnsResponse(BaseModel):
     """The answer with ``"format": "columns"``: the same content, by label rather than by row."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": {"name": "multilabel", "version": 1},
-                    "thresholds": {"label_0": 0.5, "label_1": 0.5, "label_2": 0.5},
-                    "probabilities": {
-                        "label_0": [0.99884903, 0.9974828],
-                        "label_1": [0.98249424, 0.9995327],
-                        "label_2": [0.00097176433, 0.99717975],
-                    },
-                    "decisions": {"label_0": [1, 1], "label_1": [1, 1], "label_2": [0, 1]},
-                    "warnings": [],
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": answer_examples("ColumnsResponse")})
 
     model: ModelRef
     thresholds: dict[str, float] = Field(description="The thresholds this answer used.")
@@ -241,25 +193,7 @@ class ColumnsResponse(BaseModel):
 class SetColumnsResponse(SetAnswer):
     """The answer with ``"decision": "set"`` and ``"format": "columns"``."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": {"name": "multilabel", "version": 1},
-                    "decision": "set",
-                    "label_set_source": "label_set_head",
-                    "probabilities": {
-                        "label_0": [0.99939597, 0.98963654],
-                        "label_1": [0.9867938, 0.98968667],
-                        "label_2": [0.0073903245, 0.9894824],
-                    },
-                    "decisions": {"label_0": [1, 1], "label_1": [1, 1], "label_2": [0, 1]},
-                    "set_probability": [0.97880596, 0.9894824],
-                    "warnings": [],
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": answer_examples("SetColumnsResponse")})
 
     probabilities: dict[str, list[float]] = Field(description="Per label, one value per row.")
     decisions: dict[str, list[Literal[0, 1]]] = Field(

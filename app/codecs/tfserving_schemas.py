@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.codecs.base import NOT_NULL, Decision, TopK
+from app.codecs.examples import answer_examples
 from app.inference import LabelSetSource
 
 _ROW: list[Any] = [3, 3, 6, 7, 8, 2, 11, 11, 1, 3]
@@ -94,31 +95,7 @@ class TFServingPredictResponse(BaseModel):
     """One of the two keys, as the request's format: rows give predictions, columns outputs."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"predictions": [[0.9997333, 0.9387372, 0.00066304207]]},
-                {
-                    "predictions": [
-                        {
-                            "probabilities": [0.9997333, 0.9387372, 0.00066304207],
-                            "labels": [True, True, False],
-                        }
-                    ]
-                },
-                {"outputs": [[0.9997333, 0.9387372, 0.00066304207]]},
-                {
-                    "predictions": [
-                        {
-                            "probabilities": [0.99939597, 0.9867938, 0.0073903245],
-                            "labels": [True, True, False],
-                            "label_sets": [[True, True, False], [True, False, False]],
-                            "label_set_probabilities": [0.97880596, 0.0131996665],
-                        }
-                    ],
-                    "label_set_source": "label_set_head",
-                },
-            ]
-        }
+        json_schema_extra={"examples": answer_examples("TFServingPredictResponse")}
     )
 
     predictions: list[Any] | None = None
@@ -144,19 +121,7 @@ class ModelVersionStatus(BaseModel):
 class GetModelStatusResponse(BaseModel):
     model_config = ConfigDict(
         protected_namespaces=(),
-        json_schema_extra={
-            "examples": [
-                {
-                    "model_version_status": [
-                        {
-                            "version": "1",
-                            "state": "AVAILABLE",
-                            "status": {"error_code": "OK", "error_message": ""},
-                        }
-                    ]
-                }
-            ]
-        },
+        json_schema_extra={"examples": answer_examples("GetModelStatusResponse")},
     )
 
     model_version_status: list[ModelVersionStatus]
@@ -206,26 +171,7 @@ def _example_tensor(name: str, width: int) -> dict[str, Any]:
 class GetModelMetadataResponse(BaseModel):
     model_config = ConfigDict(
         protected_namespaces=(),
-        json_schema_extra={
-            "examples": [
-                {
-                    "model_spec": {"name": "multilabel", "signature_name": "", "version": "1"},
-                    "metadata": {
-                        "signature_def": {
-                            "signature_def": {
-                                "serving_default": {
-                                    "inputs": {"features": _example_tensor("features", 10)},
-                                    "outputs": {
-                                        "probabilities": _example_tensor("probabilities", 3)
-                                    },
-                                    "method_name": "tensorflow/serving/predict",
-                                }
-                            }
-                        }
-                    },
-                }
-            ]
-        },
+        json_schema_extra={"examples": answer_examples("GetModelMetadataResponse")},
     )
 
     model_spec: ModelSpec

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.codecs.base import NOT_NULL, Decision, Omittable, Threshold, TopK
+from app.codecs.examples import answer_examples
 
 _SHAPE_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "integer"}}
 _NUMBERS_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
@@ -47,15 +48,7 @@ class ModelReadyResponse(BaseModel):
 
 class MetadataServerResponse(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "multilabel-service",
-                    "version": "0.1.0",
-                    "extensions": ["binary_tensor_data"],
-                }
-            ]
-        }
+        json_schema_extra={"examples": answer_examples("MetadataServerResponse")}
     )
 
     name: str
@@ -71,30 +64,7 @@ class MetadataTensor(BaseModel):
 
 class MetadataModelResponse(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "multilabel",
-                    "versions": ["1"],
-                    "platform": "onnxruntime_onnx",
-                    "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, 10]}],
-                    "outputs": [
-                        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
-                        {"name": "labels", "datatype": "BOOL", "shape": [-1, 3]},
-                        {"name": "label_sets", "datatype": "BOOL", "shape": [-1, -1, 3]},
-                        {"name": "label_set_probabilities", "datatype": "FP32", "shape": [-1, -1]},
-                    ],
-                    "properties": {
-                        "features": "x0,x1,x2,x3,x4,x5,x6,x7,x8,x9",
-                        "labels": "label_0,label_1,label_2",
-                        "thresholds": "0.5,0.5,0.5",
-                        "decisions": "labels,set",
-                        "label_set_source": "label_set_head",
-                        "label_set_count": "5",
-                    },
-                }
-            ]
-        }
+        json_schema_extra={"examples": answer_examples("MetadataModelResponse")}
     )
 
     name: str
@@ -245,68 +215,7 @@ class ResponseOutput(BaseModel):
 class InferenceResponse(BaseModel):
     model_config = ConfigDict(
         protected_namespaces=(),
-        json_schema_extra={
-            "examples": [
-                {
-                    "model_name": "multilabel",
-                    "model_version": "1",
-                    "id": "42",
-                    "outputs": [
-                        {
-                            "name": "probabilities",
-                            "shape": [2, 3],
-                            "datatype": "FP32",
-                            "data": [
-                                0.9997333,
-                                0.9387372,
-                                0.00066304207,
-                                0.9973848,
-                                0.9996611,
-                                0.99577177,
-                            ],
-                        },
-                        {
-                            "name": "labels",
-                            "shape": [2, 3],
-                            "datatype": "BOOL",
-                            "data": [True, True, False, True, True, True],
-                        },
-                    ],
-                },
-                {
-                    "model_name": "multilabel",
-                    "model_version": "1",
-                    "id": "43",
-                    "parameters": {"decision": "set", "label_set_source": "label_set_head"},
-                    "outputs": [
-                        {
-                            "name": "probabilities",
-                            "datatype": "FP32",
-                            "shape": [1, 3],
-                            "data": [0.99939597, 0.9867938, 0.0073903245],
-                        },
-                        {
-                            "name": "labels",
-                            "datatype": "BOOL",
-                            "shape": [1, 3],
-                            "data": [True, True, False],
-                        },
-                        {
-                            "name": "label_sets",
-                            "datatype": "BOOL",
-                            "shape": [1, 2, 3],
-                            "data": [True, True, False, True, False, False],
-                        },
-                        {
-                            "name": "label_set_probabilities",
-                            "datatype": "FP32",
-                            "shape": [1, 2],
-                            "data": [0.97880596, 0.0131996665],
-                        },
-                    ],
-                },
-            ]
-        },
+        json_schema_extra={"examples": answer_examples("InferenceResponse")},
     )
 
     model_name: str

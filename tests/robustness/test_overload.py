@@ -45,10 +45,7 @@ SLACK_BYTES = 32 * MiB
 RETRY_AFTER = "1"  # the default MULTILABEL_RETRY_AFTER
 VARIANTS: dict[str, dict[str, str]] = {
     "default admission limit": {},
-    # The 1000-row bodies are read into arrays, predicted inline (one at a time, so never
-    # more than 1000 rows in flight) below MULTILABEL_OFFLOAD_ARRAY_ROWS: sent to the pool
-    # here, they pile up to the limit.
-    "admission limit of 4000 rows": {"max_inflight_rows": "4000", "offload_array_rows": "1000"},
+    "admission limit of 4000 rows": {"max_inflight_rows": "4000"},
 }
 
 
