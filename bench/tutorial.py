@@ -9,7 +9,9 @@ measured against; nothing in ``app/`` uses it.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -26,6 +28,10 @@ class PredictRequest(BaseModel):
 
 app = FastAPI(title="tutorial approach")
 model = keras.saving.load_model(os.environ["BENCH_KERAS_MODEL"], compile=False)
+# The label names, as a tutorial would hard-code them: from the version's metadata.
+LABELS = json.loads(Path(os.environ["BENCH_KERAS_MODEL"]).with_name("metadata.json").read_text())[
+    "labels"
+]
 
 
 @app.get("/health")
@@ -41,8 +47,8 @@ def predict(request: PredictRequest) -> dict[str, Any]:
     return {
         "predictions": [
             {
-                "probabilities": row,
-                "labels": [index for index, p in enumerate(row) if p >= THRESHOLD],
+                "probabilities": dict(zip(LABELS, row, strict=True)),
+                "labels": [label for label, p in zip(LABELS, row, strict=True) if p >= THRESHOLD],
             }
             for row in probabilities.tolist()
         ]
