@@ -435,15 +435,8 @@ class Report:
             f"The flood did {_cell(probes['flood_rows_per_s'])} rows/s with "
             f"{probes['flood_non_2xx']} non-2xx answers.",
             "",
-            "| probe | probes | p50 ms | p99 ms | max ms | failed |",
-            "|---|--:|--:|--:|--:|--:|",
+            *_probe_table(probes),
         ]
-        for name in ("idle", "loaded"):
-            f = probes[name]
-            lines.append(
-                f"| {name} | {f['probes']} | {_cell(f['p50_ms'], 2)} | {_cell(f['p99_ms'], 2)} | "
-                f"{_cell(f['max_ms'], 2)} | {f['failed']} |"
-            )
         idle, loaded = probes["idle"]["p99_ms"], probes["loaded"]["p99_ms"]
         if idle:
             lines += ["", f"Loaded p99 ÷ idle p99: {loaded / idle:.1f}."]
@@ -463,15 +456,8 @@ class Report:
             f"{hostile['statuses']}; server RSS {hostile['rss_mib']:.0f} MiB before, peak "
             f"{hostile['peak_rss_mib']:.0f} MiB.",
             "",
-            "| probe | probes | p50 ms | p99 ms | max ms | failed |",
-            "|---|--:|--:|--:|--:|--:|",
+            *_probe_table(hostile),
         ]
-        for name in ("idle", "loaded"):
-            f = hostile[name]
-            lines.append(
-                f"| {name} | {f['probes']} | {_cell(f['p50_ms'], 2)} | {_cell(f['p99_ms'], 2)} | "
-                f"{_cell(f['max_ms'], 2)} | {f['failed']} |"
-            )
         return lines
 
     def _ratios(self) -> list[str]:
@@ -512,3 +498,18 @@ def _flag(value: bool | None) -> str:
 def _escape(text: str) -> str:
     """Table-safe: no pipes or line breaks from error messages."""
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _probe_table(figures: dict[str, Any]) -> list[str]:
+    """A probe's latencies on the idle server and beside the load, as a markdown table."""
+    lines = [
+        "| probe | probes | p50 ms | p99 ms | max ms | failed |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for name in ("idle", "loaded"):
+        f = figures[name]
+        lines.append(
+            f"| {name} | {f['probes']} | {_cell(f['p50_ms'], 2)} | {_cell(f['p99_ms'], 2)} | "
+            f"{_cell(f['max_ms'], 2)} | {f['failed']} |"
+        )
+    return lines

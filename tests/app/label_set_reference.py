@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import numpy_helper
 
 from app.artifact import ONNX_FILE, read_artifact
@@ -23,15 +24,33 @@ from app.artifact import ONNX_FILE, read_artifact
 
 @dataclass(frozen=True)
 class LabelSetReference:
-    """P(set) of each row for every set ([rows, sets], float64) and each set's labels."""
+    """P(set) of each row for every set ([rows, sets], float64), each set's labels, the model's
+    labels in order."""
 
     probabilities: np.ndarray
     sets: list[tuple[str, ...]]
     source: str
+    labels: list[str]
 
     def of(self, row: int, labels: list[str] | tuple[str, ...]) -> float:
         """The probability the reference gives ``labels`` (in label order) in ``row``."""
         return float(self.probabilities[row, self.sets.index(tuple(labels))])
+
+
+def assert_ranked_as(
+    sets: np.ndarray, probabilities: np.ndarray, reference: LabelSetReference, k: int
+) -> None:
+    """Each row's k sets ([rows, k, labels] booleans, with their probabilities) are the
+    reference's k most probable, in order, with its values."""
+    labels = reference.labels
+    assert sets.shape == (len(reference.probabilities), k, len(labels))
+    assert probabilities.shape == (len(reference.probabilities), k)
+    for row, (row_sets, row_probabilities) in enumerate(zip(sets, probabilities, strict=True)):
+        expected = np.sort(reference.probabilities[row])[::-1][:k]
+        np.testing.assert_allclose(row_probabilities, expected, atol=1e-6)
+        for chosen, probability in zip(row_sets, row_probabilities, strict=True):
+            named = [label for label, on in zip(labels, chosen, strict=True) if on]
+            assert reference.of(row, named) == pytest.approx(float(probability), abs=1e-6)
 
 
 def reference_for(version: Path, rows: np.ndarray) -> LabelSetReference:
@@ -45,7 +64,8 @@ def reference_for(version: Path, rows: np.ndarray) -> LabelSetReference:
         sets = [
             tuple(label for label in labels if label in chosen) for chosen in metadata.label_sets
         ]
-        return LabelSetReference(head_softmax(version / ONNX_FILE, rows), sets, "label_set_head")
+        probabilities = head_softmax(version / ONNX_FILE, rows)
+        return LabelSetReference(probabilities, sets, "label_set_head", labels)
     marginals = onnx_outputs(version / ONNX_FILE, rows)[0].astype(np.float64)
     states = list(itertools.product([False, True], repeat=len(labels)))
     probabilities = np.asarray(
@@ -58,7 +78,7 @@ def reference_for(version: Path, rows: np.ndarray) -> LabelSetReference:
         ]
     )
     sets = [tuple(itertools.compress(labels, state)) for state in states]
-    return LabelSetReference(probabilities, sets, "product_of_marginals")
+    return LabelSetReference(probabilities, sets, "product_of_marginals", labels)
 
 
 def head_softmax(path: Path, rows: np.ndarray) -> np.ndarray:

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from app.artifact import METADATA_FILE, ArtifactError, version_path
 from app.config import Settings
 from app.dataplane import thresholds_for
-from app.inference import LabelSetRanking, load_model, product_of_marginals
+from app.inference import load_model, product_of_marginals
 from app.main import create_app
-from tests.app.label_set_reference import LabelSetReference, reference_for
+from tests.app.label_set_reference import assert_ranked_as, reference_for
 from tests.support import MODEL_NAME, REFERENCE_INPUTS
 
 LABELS = ["label_0", "label_1", "label_2"]
@@ -129,19 +129,6 @@ def ranked_rows(count: int, seed: int) -> np.ndarray:
     return np.vstack([np.asarray(REFERENCE_INPUTS), counts]).astype(np.float32)
 
 
-def assert_ranked_as(ranking: LabelSetRanking, reference: LabelSetReference, k: int) -> None:
-    """Each row's k sets are the reference's k most probable, in order, with its values."""
-    assert ranking.sets.shape == (len(reference.probabilities), k, len(LABELS))
-    for row, (sets, probabilities) in enumerate(
-        zip(ranking.sets, ranking.probabilities, strict=True)
-    ):
-        expected = np.sort(reference.probabilities[row])[::-1][:k]
-        np.testing.assert_allclose(probabilities, expected, atol=1e-6)
-        for chosen, probability in zip(sets, probabilities, strict=True):
-            named = [label for label, on in zip(LABELS, chosen, strict=True) if on]
-            assert reference.of(row, named) == pytest.approx(float(probability), abs=1e-6)
-
-
 @pytest.mark.parametrize("backend", ["onnx", "keras"])
 def test_the_label_set_head_ranks_the_sets_as_its_onnx_weights_say(
     trained_version: Path, backend: str
@@ -154,7 +141,7 @@ def test_the_label_set_head_ranks_the_sets_as_its_onnx_weights_say(
     for k in (1, 2, model.label_set_count):
         prediction, ranking = model.rank_label_sets(rows, k)
         assert ranking.source == "label_set_head"
-        assert_ranked_as(ranking, reference, k)
+        assert_ranked_as(ranking.sets, ranking.probabilities, reference, k)
         np.testing.assert_array_equal(prediction.positives, ranking.sets[:, 0, :])
         np.testing.assert_array_equal(prediction.probabilities, model.predict(rows).probabilities)
 
@@ -170,7 +157,7 @@ def test_sigmoid_heads_rank_the_product_of_their_marginals_over_every_set(
     for k in (1, 3, 8):
         _, ranking = model.rank_label_sets(rows, k)
         assert ranking.source == "product_of_marginals"
-        assert_ranked_as(ranking, reference, k)
+        assert_ranked_as(ranking.sets, ranking.probabilities, reference, k)
     _, everything = model.rank_label_sets(rows, 8)
     np.testing.assert_allclose(everything.probabilities.sum(axis=1), 1.0, atol=1e-6)
     # Independent labels: the most probable set has each label on where p >= 0.5.

@@ -25,7 +25,7 @@ from app.codecs.oip_grpc import open_inference_grpc_pb2 as messages
 from app.codecs.tfserving_schemas import TFServingPredictResponse
 from app.codecs.v2_schemas import InferenceResponse
 from tests.app.codecs.grpc_calls import GrpcApp, grpc_app, infer_request, outputs_of, threshold
-from tests.app.label_set_reference import LabelSetReference, reference_for
+from tests.app.label_set_reference import LabelSetReference, assert_ranked_as, reference_for
 from tests.support import MODEL_NAME, REFERENCE_INPUTS
 
 LABELS = ["label_0", "label_1", "label_2"]
@@ -228,17 +228,8 @@ def assert_the_references_sets(answer: SetAnswer, reference: LabelSetReference, 
     """The k most probable sets of the reference, in order, with its probabilities; the
     labels decided are the most probable set; the source is the reference's."""
     assert answer.source == reference.source
-    assert answer.sets.shape == (len(ROWS), k, len(LABELS))
-    assert answer.probabilities.shape == (len(ROWS), k)
+    assert_ranked_as(answer.sets, answer.probabilities, reference, k)
     np.testing.assert_array_equal(answer.labels, answer.sets[:, 0, :])
-    for row, (sets, probabilities) in enumerate(
-        zip(answer.sets, answer.probabilities, strict=True)
-    ):
-        expected = np.sort(reference.probabilities[row])[::-1][:k]
-        np.testing.assert_allclose(probabilities, expected, atol=1e-6)
-        for chosen, probability in zip(sets, probabilities, strict=True):
-            named = [label for label, on in zip(LABELS, chosen, strict=True) if on]
-            assert reference.of(row, named) == pytest.approx(float(probability), abs=1e-6)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS.values(), ids=PROTOCOLS.keys())
