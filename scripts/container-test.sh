@@ -291,7 +291,13 @@ if http ready "$url/health" "$READY_TIMEOUT" >/dev/null; then
   pass "read-only, trusted keys: /health answers 200"
   check "read-only, trusted keys: /predict answers the recorded parity outputs" \
     http predict "$url" "$(served_metadata "$LOCKED" "$url")"
-  signature_checked() { docker logs "$LOCKED" 2>&1 | grep -q '"message":"multilabel version [0-9]* is signed by key '; }
+  # The whole log first: `docker logs | grep -q` fails under pipefail when grep's early exit
+  # cuts docker logs off (SIGPIPE) after a match.
+  signature_checked() {
+    local log
+    log=$(docker logs "$LOCKED" 2>&1)
+    grep -q '"message":"multilabel version [0-9]* is signed by key ' <<<"$log"
+  }
   check "read-only, trusted keys: the served version's signature was verified (log)" signature_checked
   check "read-only, trusted keys: the gRPC port, shared by both workers, answers" grpc_answers "$LOCKED"
 else
