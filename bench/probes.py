@@ -67,7 +67,8 @@ class Prober:
         self.connection = HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=10)
         self.path = path
         self.latencies: list[float] = []
-        self.failed = 0
+        self.statuses: list[int] = []
+        self.failed = 0  # no answer, or not a 200
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -92,6 +93,7 @@ class Prober:
                 self.connection.close()  # reconnects on the next request
                 continue
             self.latencies.append(time.perf_counter() - started)
+            self.statuses.append(answer.status)
             if answer.status != 200:
                 self.failed += 1
 

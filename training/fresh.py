@@ -30,7 +30,7 @@ from training.compare import NOISE_MULTIPLE
 from training.data import Dataset
 from training.generator import make_multilabel_classification
 from training.label_sets import FoldPrediction
-from training.limits import bayes_posterior
+from training.limits import bayes_distribution
 
 FRESH_ROWS = 20_000
 SYNTHETIC_SOURCE = "make_multilabel_classification"
@@ -152,8 +152,7 @@ def score_fresh_draws(
 ) -> FreshScores:
     """The served model (its predictions on ``fresh``), the Bayes rule and the baselines."""
     assert fresh.generator is not None
-    sets, posterior = bayes_posterior(fresh.features, fresh.generator)
-    limit = SetDistribution(sets.marginals(posterior), sets, posterior)
+    limit = bayes_distribution(fresh.features, fresh.generator)
     served = _distribution(model)
     served_thresholds = np.asarray(thresholds, dtype=np.float32)
     description = f"{fresh.n_samples} fresh draws"

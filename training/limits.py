@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from training.calibration import SetDistribution
 from training.data import Dataset, GeneratorDistributions
 from training.label_sets import FoldPrediction, LabelSets
 
@@ -106,6 +107,14 @@ def bayes_posterior(
     posterior: NDArray[np.float64] = np.exp(log_joint - log_joint.max(axis=1, keepdims=True))
     posterior /= posterior.sum(axis=1, keepdims=True)
     return sets, posterior
+
+
+def bayes_distribution(
+    features: NDArray[np.floating], generator: GeneratorDistributions
+) -> SetDistribution:
+    """The exact posterior as a distribution over label sets, with its marginals."""
+    sets, posterior = bayes_posterior(features, generator)
+    return SetDistribution(sets.marginals(posterior), sets, posterior)
 
 
 @dataclass(frozen=True)

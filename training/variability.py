@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from training.calibration import SetDistribution, label_scores, set_scores
 from training.data import synthetic_dataset
 from training.generator import make_multilabel_classification
-from training.limits import bayes_posterior
+from training.limits import bayes_distribution
 from training.options import PRESETS, NetworkOptions
 
 DEVELOPMENT_ROWS = (21_000, 41_000)
@@ -88,8 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert np.array_equal(features[:SAMPLE_ROWS], reference.features)
     start, end = DEVELOPMENT_ROWS
     development = (features[start:end], labels[start:end])
-    sets, posterior = bayes_posterior(development[0], reference.generator)
-    limit = SetDistribution(sets.marginals(posterior), sets, posterior)
+    limit = bayes_distribution(development[0], reference.generator)
     print(
         f"{args.samples} samples of {SAMPLE_ROWS} rows; mean [min, max] on rows {start}-{end - 1}"
     )

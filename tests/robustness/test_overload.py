@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.client import HTTPConnection
 from pathlib import Path
 
 import httpx
@@ -26,6 +25,7 @@ import pytest
 
 from app.artifact import version_path
 from app.inference import Model, load_model
+from bench.probes import Prober
 from tests.robustness.conftest import ReportFigure
 from tests.robustness.overload import BATCHES, PATHS, ROWS_PER_BATCH, Overload, Summary, batch
 from tests.robustness.servers import process_status, serving
@@ -33,7 +33,6 @@ from tests.support import MODEL_NAME
 
 CONNECTIONS = 64
 LOAD_SECONDS = 5.0
-PROBE_INTERVAL = 0.02
 MiB = 1024 * 1024
 # Memory a request in flight may hold at the most: its body (25 kB of JSON), the decoded rows
 # (about 0.4 MB of Python objects), the float32 matrix and outputs, the rendered answer
@@ -47,33 +46,6 @@ VARIANTS: dict[str, dict[str, str]] = {
     "default admission limit": {},
     "admission limit of 4000 rows": {"max_inflight_rows": "4000"},
 }
-
-
-class Probe:
-    """GET /health/live every PROBE_INTERVAL on one keep-alive connection."""
-
-    def __init__(self, base_url: str):
-        address = httpx.URL(base_url)
-        self.connection = HTTPConnection(address.host, address.port, timeout=5)
-        self.statuses: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Probe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.connection.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(PROBE_INTERVAL):
-            self.connection.request("GET", "/health/live")
-            answer = self.connection.getresponse()
-            answer.read()
-            self.statuses.append(answer.status)
 
 
 @contextmanager
@@ -158,7 +130,7 @@ def test_overload_keeps_probes_answered_memory_bounded_and_answers_right(
         before = process_status(pid, "VmRSS")
         with (
             resident_memory(pid) as memory,
-            Probe(server.base_url) as probe,
+            Prober(server.base_url) as probe,
             Overload(address.host, address.port or 80, CONNECTIONS, LOAD_SECONDS) as run,
         ):
             summary = run.summary()
@@ -181,7 +153,8 @@ def test_overload_keeps_probes_answered_memory_bounded_and_answers_right(
     )
     assert summary.failures == {}, summary.failures
     assert probe.statuses  # probed while loaded: the liveness probe was answered...
-    assert set(probe.statuses) == {200}  # ...every time
+    assert set(probe.statuses) == {200}  # ...every time...
+    assert probe.failed == 0  # ...and no probe went unanswered
     assert max(memory) <= bound
     assert answered > 0
     assert {protocol for protocol, _ in summary.answered} == set(PATHS)

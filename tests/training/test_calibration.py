@@ -17,7 +17,7 @@ from training.calibration import (
 from training.data import synthetic_dataset
 from training.fresh import fresh_draws
 from training.label_sets import LabelSets
-from training.limits import bayes_posterior
+from training.limits import bayes_distribution
 
 
 def test_reliability_bins_probabilities_and_weighs_each_bins_gap_by_its_rows() -> None:
@@ -74,8 +74,7 @@ def test_the_exact_posterior_is_calibrated_on_fresh_draws() -> None:
     fresh = fresh_draws(dataset, n_rows=5000)
     assert fresh is not None
     assert fresh.generator is not None
-    sets, posterior = bayes_posterior(fresh.features, fresh.generator)
-    distribution = SetDistribution(sets.marginals(posterior), sets, posterior)
+    distribution = bayes_distribution(fresh.features, fresh.generator)
     for scores in label_scores(fresh.labels, distribution.marginals, fresh.label_names).values():
         assert scores.ece < 0.02
     assert set_scores(distribution, fresh.labels).ece < 0.02

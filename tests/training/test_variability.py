@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from training.calibration import SetDistribution
 from training.data import synthetic_dataset
 from training.fresh import fresh_draws
-from training.limits import bayes_posterior
+from training.limits import bayes_distribution
 from training.options import PRESETS
 from training.variability import FIGURES, figures
 
@@ -17,8 +16,7 @@ def test_a_sample_is_scored_against_the_limit_on_other_rows() -> None:
     development = fresh_draws(dataset, n_rows=3000)
     assert development is not None
     assert development.generator is not None
-    sets, posterior = bayes_posterior(development.features, development.generator)
-    limit = SetDistribution(sets.marginals(posterior), sets, posterior)
+    limit = bayes_distribution(development.features, development.generator)
     ece, excess, labels_ratio, set_ratio = figures(
         PRESETS["default"],
         (dataset.features, dataset.labels),
