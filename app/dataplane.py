@@ -20,7 +20,8 @@ input:
   only, and ``set`` needs an output that shows it);
 - admission control bounds the rows in flight per worker (503 past it);
 - large batches are converted and predicted in a bounded thread pool, off the event loop (from
-  ``offload_rows`` on; values already in an array from ``offload_array_rows``), and their
+  ``offload_rows`` on; values already in an array once the array rows run inline in this turn
+  of the event loop would reach ``offload_array_rows``), and their
   answers rendered on a thread of their own (``DataPlane.render``);
 - outputs must be finite, or the request fails naming the rows;
 - the prediction metrics are counted.
@@ -195,6 +196,7 @@ class DataPlane:
         self._offload_array_rows = settings.offload_array_rows
         self._retry_after = settings.retry_after
         self.rows_in_flight = 0
+        self._inline_array_rows = 0  # rows of array batches run inline this loop turn
         self._pool = ThreadPoolExecutor(
             max_workers=settings.offload_threads, thread_name_prefix="inference"
         )
@@ -264,9 +266,7 @@ class DataPlane:
         self._admit(rows)
         self.rows_in_flight += rows
         try:
-            if rows < self._offload_rows or (
-                rows < self._offload_array_rows and _in_arrays(inputs)
-            ):
+            if rows < self._offload_rows or (_in_arrays(inputs) and self._claim_inline(rows)):
                 # Inline: for a few rows, or values already in an array, the whole request
                 # costs less than a thread hop.
                 predicted = _predict(model, inputs, rows, thresholds, top_k)
@@ -290,6 +290,24 @@ class DataPlane:
             ranking,
             top_k if request.top_k is not None else None,
         )
+
+    def _claim_inline(self, rows: int) -> bool:
+        """Whether an array batch of ``rows`` may run inline: while the inline array rows of
+        this turn of the event loop stay under ``offload_array_rows``. Under many
+        connections, a turn that ran every ready batch inline would keep health probes
+        waiting for all of them (docs/performance.md); so a turn grows by a bounded amount
+        of inference, and the other batches take the thread hop."""
+        claimed = self._inline_array_rows + rows
+        if claimed >= self._offload_array_rows:
+            return False
+        if not self._inline_array_rows:
+            # Callbacks scheduled during a turn run in the next one: the count lasts a turn.
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        self._inline_array_rows = claimed
+        return True
+
+    def _next_turn(self) -> None:
+        self._inline_array_rows = 0
 
     async def render(self, rows: int, render: Callable[..., Done], *args: Any) -> Done:
         """A codec's rendering of the answer to a request of ``rows`` rows: inline for a few

@@ -205,12 +205,20 @@ class Recording:
 
     def __init__(self, backend: Backend):
         self.backend = backend
-        self.threads: list[str] = []
+        self.calls: list[tuple[str, int]] = []  # (thread, rows), one append per call
         self.hold = threading.Event()
         self.hold.set()
 
+    @property
+    def threads(self) -> list[str]:
+        return [thread for thread, _ in self.calls]
+
+    def offloaded(self) -> dict[int, bool]:
+        """Whether the call of each batch size ran in the inference pool."""
+        return {rows: thread.startswith("inference") for thread, rows in self.calls}
+
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        self.threads.append(threading.current_thread().name)
+        self.calls.append((threading.current_thread().name, len(features)))
         self.hold.wait(10)
         return self.backend(features)
 
@@ -460,6 +468,46 @@ def test_batches_from_offload_rows_on_are_predicted_in_the_pool(
     finally:
         plane.close()
     assert [thread.startswith("inference") for thread in backend.threads] == [offloaded]
+    assert plane.rows_in_flight == 0
+
+
+def raw_tensor(rows: int) -> list[Tensor]:
+    """``rows`` reference rows as one raw little-endian tensor (values that arrive as an array)."""
+    values = np.asarray([REFERENCE_INPUTS[0]] * rows, dtype="<f4").tobytes()
+    return one_tensor(shape=[rows, 10], data=values, data_field="raw_input_contents.0")
+
+
+async def in_turns(plane: DataPlane, batches: list[int], same_turn: bool) -> None:
+    """Array batches of the given rows, all started in one turn of the event loop, or each in
+    a turn of its own."""
+    requests = [InferenceRequest(raw_tensor(rows)) for rows in batches]
+    if same_turn:
+        await asyncio.gather(*(plane.infer(request) for request in requests))
+        return
+    for request in requests:
+        await plane.infer(request)
+        await asyncio.sleep(0)  # the next turn
+
+
+@pytest.mark.parametrize(
+    ("batches", "same_turn", "offloaded"),
+    [
+        ([1000, 1001, 1002], False, [False, False, False]),
+        ([1000, 1001, 1002], True, [False, False, True]),
+        ([300, 2300, 100], True, [False, True, False]),
+        ([2500], False, [True]),
+    ],
+    ids=["a-turn-each", "one-turn", "the-budget-is-rows", "past-it-alone"],
+)
+def test_array_batches_run_inline_until_a_turn_holds_offload_array_rows(
+    trained_repository: Path, batches: list[int], same_turn: bool, offloaded: list[bool]
+) -> None:
+    plane, backend = recording_plane(trained_repository, offload_rows=256, offload_array_rows=2500)
+    try:
+        asyncio.run(in_turns(plane, batches, same_turn))
+    finally:
+        plane.close()
+    assert backend.offloaded() == dict(zip(batches, offloaded, strict=True))
     assert plane.rows_in_flight == 0
 
 
