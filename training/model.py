@@ -36,9 +36,13 @@ class FittedNetwork:
     """How the weights were found (``naive_bayes`` falls back to ``gradient`` on non-counts)."""
     temperature: float = 1.0
     """The label-set logits are divided by it (folded into the last layer's weights)."""
-    naive_bayes_shape: NaiveBayesShape | None = None
+    naive_bayes_choice: ShapeChoice | None = None
     """With the naive Bayes estimator: the shape its weights were fitted in
-    (``NAIVE_BAYES_SHAPES``)."""
+    (``NAIVE_BAYES_SHAPES``) and the cross-validation that chose it."""
+
+    @property
+    def naive_bayes_shape(self) -> NaiveBayesShape | None:
+        return None if self.naive_bayes_choice is None else self.naive_bayes_choice.shape
 
     @property
     def final_loss(self) -> float | None:
@@ -137,14 +141,14 @@ def fit_model(
         targets = sets.index_of(labels)
         n_outputs = sets.count
     if options.estimator == "naive_bayes" and sets is not None and are_counts(features):
-        set_model, shape = naive_bayes_network(features, targets, sets)
+        set_model, choice = naive_bayes_network(features, targets, sets)
         return FittedNetwork(
             _with_marginals(set_model, sets),
             [],
             sets,
             set_model,
             "naive_bayes",
-            naive_bayes_shape=shape,
+            naive_bayes_choice=choice,
         )
     members = []
     histories = []
@@ -196,6 +200,32 @@ posterior's, and raises both subset accuracy ratios (0.9957 to 0.9979 per label,
 0.9979 for the most probable set). Cross-validation keeps ``counted`` for data the shape does
 not fit (a CSV from another process), where it is scikit-learn's ``MultinomialNB`` exactly."""
 
+
+@dataclass(frozen=True)
+class ShapeChoice:
+    """The naive Bayes shape chosen, and the cross-validation behind the choice."""
+
+    shape: NaiveBayesShape
+    log_loss_excess: float | None = None
+    """Mean over the held-out rows of the generator shape's label-set log loss minus the
+    counted one's (negative: the generator shape was better); ``None`` when not tried."""
+    standard_error: float | None = None
+    """Standard error of ``log_loss_excess`` (per-row differences, paired)."""
+    rows: int = 0
+    """Held-out rows scored (rows whose set their fold's fit rows lack are left out)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the artifact's ``training`` record (``naive_bayes_shape``)."""
+        return {
+            "chosen": self.shape,
+            "log_loss_excess": self.log_loss_excess,
+            "standard_error": self.standard_error,
+            "rows": self.rows,
+            "folds": NAIVE_BAYES_FOLDS,
+            "noise": NAIVE_BAYES_NOISE,
+        }
+
+
 NAIVE_BAYES_FOLDS = 5
 """Folds of the cross-validation that chooses the naive Bayes shape (a fixed permutation of the
 rows: the closed-form fit stays independent of the seed)."""
@@ -217,10 +247,10 @@ def naive_bayes_network(
     set_index: NDArray[np.intp],
     sets: LabelSets,
     shape: NaiveBayesShape | None = None,
-) -> tuple[keras.Model, NaiveBayesShape]:
+) -> tuple[keras.Model, ShapeChoice]:
     """A multinomial naive Bayes over label sets, as a network: Dense(sets, softmax) on the raw
     counts, whose kernel is log P(feature | set) and bias log P(set), fitted in the data in the
-    given ``shape`` (by default the one ``naive_bayes_shape`` chooses); returns the shape too.
+    given ``shape`` (by default the one ``naive_bayes_shape`` chooses); returns the choice too.
 
     The softmax of x · log q_set + log prior_set is P(set | x) by Bayes' rule, since the
     multinomial coefficient of x is the same for every set. Every set must occur in the data.
@@ -228,16 +258,16 @@ def naive_bayes_network(
     the same amount to every set's logit, which the softmax ignores, and keeps the logits small
     (tens, not hundreds), where float32 sums in ONNX Runtime and TensorFlow agree within 1e-5.
     """
-    if shape is None:
-        shape = naive_bayes_shape(features, set_index, sets)
-    log_feature, log_prior = naive_bayes_weights(features, set_index, sets, shape)
+    chosen = ShapeChoice(shape) if shape else None
+    choice = chosen or naive_bayes_shape(features, set_index, sets)
+    log_feature, log_prior = naive_bayes_weights(features, set_index, sets, choice.shape)
     log_feature -= log_feature.mean(axis=0, keepdims=True)
     log_prior -= log_prior.mean()
     inputs = keras.Input(shape=(features.shape[1],), name=INPUT_NAME)
     head = keras.layers.Dense(sets.count, activation="softmax", name=SET_OUTPUT_NAME)
     model = keras.Model(inputs, head(inputs), name="multilabel_naive_bayes")
     head.set_weights([log_feature.T.astype(np.float32), log_prior.astype(np.float32)])
-    return model, shape
+    return model, choice
 
 
 def naive_bayes_weights(
@@ -262,13 +292,13 @@ def naive_bayes_weights(
 
 def naive_bayes_shape(
     features: NDArray[np.floating], set_index: NDArray[np.intp], sets: LabelSets
-) -> NaiveBayesShape:
+) -> ShapeChoice:
     """``generator`` unless ``counted`` has the lower label-set log loss beyond noise,
     cross-validated on these rows: by more than ``NAIVE_BAYES_NOISE`` standard errors of the
     mean of the rows' paired differences (``NAIVE_BAYES_FOLDS`` folds; a held-out row whose set
     its fold's fit rows lack is left out, as both shapes give it probability 0)."""
     if sets.matrix.shape[1] > _GENERATOR_SHAPE_MAX_LABELS or len(set_index) < NAIVE_BAYES_FOLDS:
-        return "counted"
+        return ShapeChoice("counted")
     order = np.random.default_rng(0).permutation(len(set_index))
     losses: dict[NaiveBayesShape, list[NDArray[np.float64]]] = {
         shape: [] for shape in NAIVE_BAYES_SHAPES
@@ -293,7 +323,10 @@ def naive_bayes_shape(
     # Per row: how much more the generator shape loses than the counted one.
     excess = np.concatenate(losses["generator"]) - np.concatenate(losses["counted"])
     standard_error = float(excess.std(ddof=1)) / math.sqrt(len(excess))
-    return "counted" if float(excess.mean()) > NAIVE_BAYES_NOISE * standard_error else "generator"
+    mean = float(excess.mean())
+    noisy = mean <= NAIVE_BAYES_NOISE * standard_error
+    chosen: NaiveBayesShape = "generator" if noisy else "counted"
+    return ShapeChoice(chosen, mean, standard_error, len(excess))
 
 
 def _generator_word_distributions(

@@ -140,6 +140,12 @@ def test_the_counted_naive_bayes_network_is_scikit_learns_multinomial_naive_baye
     fitted = fit_model(features, labels, NAIVE_BAYES, seed=0)
     assert fitted.estimator == "naive_bayes"
     assert fitted.naive_bayes_shape == "counted"  # cross-validation rejects the generator shape
+    choice = fitted.naive_bayes_choice
+    assert choice is not None
+    assert choice.log_loss_excess is not None
+    assert choice.standard_error is not None
+    assert choice.log_loss_excess > 2 * choice.standard_error
+    assert choice.as_dict()["chosen"] == "counted"
     assert fitted.histories == []
     assert fitted.final_loss is None
     assert fitted.label_sets is not None
@@ -159,6 +165,12 @@ def test_on_the_generators_data_naive_bayes_takes_its_shape_and_finds_its_distri
     assert dataset.generator is not None
     fitted = fit_model(dataset.features, dataset.labels, NAIVE_BAYES, seed=0)
     assert fitted.naive_bayes_shape == "generator"
+    choice = fitted.naive_bayes_choice
+    assert choice is not None
+    assert choice.log_loss_excess is not None
+    assert choice.standard_error is not None
+    assert choice.log_loss_excess <= 2 * choice.standard_error
+    assert 0 < choice.rows <= dataset.n_samples
     assert fitted.label_sets is not None
     sets = fitted.label_sets
     log_feature, log_prior = naive_bayes_weights(
@@ -188,6 +200,7 @@ def test_naive_bayes_on_features_that_are_not_counts_is_fitted_by_gradient_inste
     assert not are_counts(features)
     fitted = fit_model(features, dataset.labels, replace(NAIVE_BAYES, epochs=1), seed=0)
     assert fitted.estimator == "gradient"
+    assert fitted.naive_bayes_choice is None
     assert fitted.head == "label_sets"
     assert len(fitted.histories) == 1
 
