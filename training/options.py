@@ -38,9 +38,13 @@ class NetworkOptions:
     estimator: Estimator = "gradient"
     """How the weights are found. ``gradient``: Adam on the loss, as above. ``naive_bayes``
     (label-set head, no hidden layer): in closed form, as a multinomial naive Bayes over the
-    label sets: each set's prior and feature distribution counted in the fit data (add-one
-    smoothed), so that P(set | x) is a softmax of x · log(feature distribution) + log(prior),
-    the same graph on the raw counts. It models count features (non-negative integers); on
+    label sets: each set's prior and feature distribution fitted in the fit data, so that
+    P(set | x) is a softmax of x · log(feature distribution) + log(prior), the same graph on the
+    raw counts. They are fitted in the shape of the reference generator (a truncated Poisson
+    set size, labels drawn from a label prior, a set's words its labels' mixed) unless
+    cross-validation on the fit rows finds that counting each set on its own (add-one
+    smoothed, scikit-learn's MultinomialNB) is better beyond noise: ``training.model``'s
+    ``NAIVE_BAYES_SHAPES``. It models count features (non-negative integers); on
     any other data the gradient fit (with the options above) is used instead."""
 
     def __post_init__(self) -> None:

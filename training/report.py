@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +36,9 @@ from training.metrics import METRIC_DESCRIPTIONS, PER_LABEL_METRICS, per_label_k
 from training.options import PRESETS, Estimator, Head, NetworkOptions, PresetName
 from training.thresholds import OBJECTIVE_METRIC
 from training.thresholds import describe as describe_thresholds
+
+if TYPE_CHECKING:
+    from training.model import ShapeChoice
 
 CARD_FILE = "model_card.md"
 SUBSET_ACCURACY_PLOT = "subset_accuracy.png"
@@ -80,6 +84,8 @@ class TrainingSummary:
     """Wall-clock time of each stage, in order: e.g. cross-validation, baselines, final fit."""
     estimator: Estimator = "gradient"
     """How the served weights were found (``naive_bayes`` falls back on non-count data)."""
+    naive_bayes_choice: ShapeChoice | None = None
+    """With the naive Bayes estimator: the shape fitted and the cross-validation behind it."""
     calibration: PostHocCalibration | None = None
     uncalibrated: Evaluation | None = None
     """The network's own out-of-fold evaluation, when the served one is calibrated."""
@@ -240,9 +246,9 @@ def _model_section(summary: TrainingSummary) -> str:
         if naive_bayes:
             head = (
                 f"Dense({count}, softmax) over the label sets seen in training, on the raw "
-                "counts, its kernel log P(feature | set) and its bias log P(set) counted in the "
-                "data (add-one smoothing; each centred over the sets, which the softmax "
-                "ignores): a multinomial naive Bayes over label sets → " + marginals
+                "counts, its kernel log P(feature | set) and its bias log P(set) (each centred "
+                "over the sets, which the softmax ignores): a multinomial naive Bayes over label "
+                "sets → " + marginals
             )
         else:
             head = f"Dense({count}, softmax) over the label sets seen in training → {marginals}"
@@ -268,10 +274,11 @@ def _model_section(summary: TrainingSummary) -> str:
         extras.append(f"ensemble: mean probability of {options.ensemble} networks seeded apart")
     if naive_bayes:
         fitting = (
-            "in closed form (counting), no gradient steps and no randomness: the same data "
-            "gives the same weights. The posterior of a multinomial per label set is a softmax "
-            "of a linear function of the counts, so this is the graph of a linear softmax over "
-            "label sets with its weights estimated generatively"
+            "in closed form (maximum likelihood), no gradient steps and no randomness: the same "
+            "data gives the same weights. The posterior of a multinomial per label set is a "
+            "softmax of a linear function of the counts, so this is the graph of a linear "
+            "softmax over label sets with its weights estimated generatively"
+            + _naive_bayes_note(summary)
         )
     else:
         fitting = "; ".join(
@@ -304,6 +311,35 @@ def _outputs_note(summary: TrainingSummary) -> str:
     return (
         "per-label probabilities (first), and the probability of each label set above "
         "(second, in that order), for the most-probable-set decision."
+    )
+
+
+def _naive_bayes_note(summary: TrainingSummary) -> str:
+    choice = summary.naive_bayes_choice
+    if choice is None:
+        return ""
+    from training.model import NAIVE_BAYES_FOLDS, NAIVE_BAYES_NOISE  # loads Keras: only here
+
+    assumption = (
+        ".\n- Naive Bayes shape: the default estimator assumes the data come from a process "
+        "shaped like scikit-learn's `make_multilabel_classification` (a set size drawn from a "
+        "truncated Poisson, its labels drawn from a label prior, each label set's words drawn "
+        "from the mean of its labels' word distributions, uniform for the empty set), and fits "
+        "those parameters by maximum likelihood (the `generator` shape). A "
+        f"{NAIVE_BAYES_FOLDS}-fold cross-validation on the training rows falls back to "
+        "scikit-learn's `MultinomialNB` over label sets (each set's prior and word distribution "
+        "counted on its own, add-one smoothed: the `counted` shape) when that has the lower "
+        f"label-set log loss by more than {NAIVE_BAYES_NOISE:g} standard errors."
+    )
+    if choice.log_loss_excess is None or choice.standard_error is None:
+        return (
+            f"{assumption} Chosen: **{choice.shape}** (the generator shape was not tried: too "
+            "many labels or too few rows)"
+        )
+    return (
+        f"{assumption} Chosen: **{choice.shape}**: over {choice.rows} held-out rows the "
+        f"generator shape's label-set log loss minus the counted one's is "
+        f"{choice.log_loss_excess:+.4f} ± {choice.standard_error:.4f} (s.e.) per row"
     )
 
 

@@ -10,9 +10,11 @@ from sklearn.naive_bayes import MultinomialNB
 
 from training.data import are_counts, synthetic_dataset
 from training.label_sets import LabelSets
+from training.limits import label_set_prior, set_word_distributions
 from training.model import (
     build_model,
     fit_model,
+    naive_bayes_weights,
     predict_outputs,
     predict_probabilities,
     standardization,
@@ -119,24 +121,76 @@ def test_above_the_cap_of_label_sets_the_network_keeps_one_sigmoid_per_label(
 NAIVE_BAYES = preset_options("default")
 
 
-def test_the_naive_bayes_network_is_scikit_learns_multinomial_naive_bayes_over_label_sets() -> None:
-    dataset = synthetic_dataset(n_samples=300)
-    fitted = fit_model(dataset.features, dataset.labels, NAIVE_BAYES, seed=0)
+def counts_unlike_the_generator(n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference generator's label sets, with 50 words per row drawn from a distribution of
+    each set's own: a set's words are not its labels' mixed, nor the empty set's uniform."""
+    labels = synthetic_dataset(n_samples=n_samples).labels
+    sets = LabelSets.seen_in(labels)
+    rng = np.random.default_rng(5)
+    distributions = rng.dirichlet(np.full(10, 0.5), size=sets.count)
+    features = np.array(
+        [rng.multinomial(50, distributions[index]) for index in sets.index_of(labels)],
+        dtype=np.float64,
+    )
+    return features, labels
+
+
+def test_the_counted_naive_bayes_network_is_scikit_learns_multinomial_naive_bayes() -> None:
+    features, labels = counts_unlike_the_generator(300)
+    fitted = fit_model(features, labels, NAIVE_BAYES, seed=0)
     assert fitted.estimator == "naive_bayes"
+    assert fitted.naive_bayes_shape == "counted"  # cross-validation rejects the generator shape
+    choice = fitted.naive_bayes_choice
+    assert choice is not None
+    assert choice.log_loss_excess is not None
+    assert choice.standard_error is not None
+    assert choice.log_loss_excess > 2 * choice.standard_error
+    assert choice.as_dict()["chosen"] == "counted"
     assert fitted.histories == []
     assert fitted.final_loss is None
     assert fitted.label_sets is not None
     sets = fitted.label_sets
-    reference = MultinomialNB().fit(dataset.features, sets.index_of(dataset.labels))
-    served, set_probabilities = predict_outputs(fitted.model, dataset.features)
-    np.testing.assert_allclose(
-        set_probabilities, reference.predict_proba(dataset.features), atol=1e-5
-    )
+    reference = MultinomialNB().fit(features, sets.index_of(labels))
+    served, set_probabilities = predict_outputs(fitted.model, features)
+    np.testing.assert_allclose(set_probabilities, reference.predict_proba(features), atol=1e-5)
     np.testing.assert_allclose(served, np.minimum(set_probabilities @ sets.matrix, 1), atol=1e-6)
     # Closed form: another seed gives the very same weights.
-    again = fit_model(dataset.features, dataset.labels, NAIVE_BAYES, seed=7)
+    again = fit_model(features, labels, NAIVE_BAYES, seed=7)
     for ours, theirs in zip(fitted.model.get_weights(), again.model.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_on_the_generators_data_naive_bayes_takes_its_shape_and_finds_its_distributions() -> None:
+    dataset = synthetic_dataset(n_samples=1000)
+    assert dataset.generator is not None
+    fitted = fit_model(dataset.features, dataset.labels, NAIVE_BAYES, seed=0)
+    assert fitted.naive_bayes_shape == "generator"
+    choice = fitted.naive_bayes_choice
+    assert choice is not None
+    assert choice.log_loss_excess is not None
+    assert choice.standard_error is not None
+    assert choice.log_loss_excess <= 2 * choice.standard_error
+    assert 0 < choice.rows <= dataset.n_samples
+    assert fitted.label_sets is not None
+    sets = fitted.label_sets
+    log_feature, log_prior = naive_bayes_weights(
+        dataset.features, sets.index_of(dataset.labels), sets, "generator"
+    )
+    np.testing.assert_allclose(np.exp(log_prior).sum(), 1.0)
+    # The graph holds these weights: its set probabilities are their softmax.
+    logits = dataset.features @ log_feature.T + log_prior
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    _, set_probabilities = predict_outputs(fitted.model, dataset.features)
+    np.testing.assert_allclose(set_probabilities, expected, atol=1e-5)
+    # And they are near the generator's own (1000 rows: a few hundredths).
+    every_set, prior = label_set_prior(dataset.generator)
+    seen = prior[every_set.index_of(sets.matrix)]
+    true_prior = seen / seen.sum()
+    np.testing.assert_allclose(np.exp(log_prior), true_prior, atol=0.03)
+    true_words = set_word_distributions(dataset.generator, sets)
+    np.testing.assert_allclose(np.exp(log_feature), true_words, atol=0.02)
+    np.testing.assert_allclose(np.exp(log_feature[~sets.matrix.any(axis=1)]), 0.1)  # uniform
 
 
 def test_naive_bayes_on_features_that_are_not_counts_is_fitted_by_gradient_instead() -> None:
@@ -146,6 +200,7 @@ def test_naive_bayes_on_features_that_are_not_counts_is_fitted_by_gradient_inste
     assert not are_counts(features)
     fitted = fit_model(features, dataset.labels, replace(NAIVE_BAYES, epochs=1), seed=0)
     assert fitted.estimator == "gradient"
+    assert fitted.naive_bayes_choice is None
     assert fitted.head == "label_sets"
     assert len(fitted.histories) == 1
 

@@ -66,6 +66,10 @@ def test_a_cv_run_records_every_metric_for_every_split(metadata: Metadata) -> No
         ["label_0", "label_1", "label_2"],
     ]
     assert metadata.training["head_fitted"] == "label_sets"
+    shape = metadata.training["naive_bayes_shape"]  # which naive Bayes, and the check behind it
+    assert shape["chosen"] == "generator"
+    assert 0 < shape["rows"] <= metadata.data.n_samples
+    assert shape["log_loss_excess"] <= 2 * shape["standard_error"]
     tuning = metadata.threshold_tuning
     assert tuning is not None
     assert len(tuning.evaluation.splits) == n_splits
@@ -99,7 +103,11 @@ def test_the_model_card_tells_the_data_model_figures_and_thresholds(
         "Preset: `default` with options changed on the command line",
         "Dense(5, softmax) over the label sets seen in training, on the raw counts",
         "a multinomial naive Bayes over label sets → fixed (non-trainable) 5 x 3",
-        "Fitting: in closed form (counting), no gradient steps",
+        "Fitting: in closed form (maximum likelihood), no gradient steps",
+        "the default estimator assumes the data come from a process shaped like scikit-learn's "
+        "`make_multilabel_classification`",
+        "falls back to scikit-learn's `MultinomialNB` over label sets",
+        "Chosen: **generator**: over 1000 held-out rows",
         "per-label probabilities (first), and the probability of each label set above (second",
         "Options: given for this run; no selection run chose them.",
         "multi-label `accuracy_score`",
@@ -243,6 +251,7 @@ def test_a_csv_with_named_labels_trains_and_the_service_answers_with_those_names
     assert metadata.training["ensemble"] == 2
     # More label sets than --max-label-sets: one sigmoid per label, and the card says so.
     assert metadata.training["head_fitted"] == "sigmoid"
+    assert "naive_bayes_shape" not in metadata.training  # no naive Bayes fitted
     assert metadata.label_sets is None
     assert metadata.limit is not None
     assert not metadata.limit.known
