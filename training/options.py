@@ -43,7 +43,7 @@ class NetworkOptions:
     raw counts. They are fitted in the shape of the reference generator (a truncated Poisson
     set size, labels drawn from a label prior, a set's words its labels' mixed) unless
     cross-validation on the fit rows finds that counting each set on its own (add-one
-    smoothed, scikit-learn's MultinomialNB) is better beyond noise: ``training.model``'s
+    smoothed, scikit-learn's MultinomialNB) is better beyond noise: ``training.naive_bayes``'s
     ``NAIVE_BAYES_SHAPES``. It models count features (non-negative integers); on
     any other data the gradient fit (with the options above) is used instead."""
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,12 +32,10 @@ from training.data import Dataset
 from training.evaluate import Evaluation, ThresholdEvaluation
 from training.label_sets import LabelSets
 from training.metrics import METRIC_DESCRIPTIONS, PER_LABEL_METRICS, per_label_key
+from training.naive_bayes import NAIVE_BAYES_FOLDS, NAIVE_BAYES_NOISE, ShapeChoice
 from training.options import PRESETS, Estimator, Head, NetworkOptions, PresetName
 from training.thresholds import OBJECTIVE_METRIC
 from training.thresholds import describe as describe_thresholds
-
-if TYPE_CHECKING:
-    from training.model import ShapeChoice
 
 CARD_FILE = "model_card.md"
 SUBSET_ACCURACY_PLOT = "subset_accuracy.png"
@@ -318,8 +315,6 @@ def _naive_bayes_note(summary: TrainingSummary) -> str:
     choice = summary.naive_bayes_choice
     if choice is None:
         return ""
-    from training.model import NAIVE_BAYES_FOLDS, NAIVE_BAYES_NOISE  # loads Keras: only here
-
     assumption = (
         ".\n- Naive Bayes shape: the default estimator assumes the data come from a process "
         "shaped like scikit-learn's `make_multilabel_classification` (a set size drawn from a "

@@ -14,12 +14,12 @@ from training.limits import label_set_prior, set_word_distributions
 from training.model import (
     build_model,
     fit_model,
-    naive_bayes_weights,
     predict_outputs,
     predict_probabilities,
     standardization,
     with_temperature,
 )
+from training.naive_bayes import naive_bayes_weights
 from training.options import NetworkOptions, preset_options
 from training.temperature import scaled
 
