@@ -43,14 +43,8 @@ def label_set_prior(generator: GeneratorDistributions) -> tuple[LabelSets, NDArr
     if not generator.allow_unlabeled:
         size_weight[0] = 0.0
     size_probability = size_weight / size_weight.sum()
-    drawn = _first_distinct_draws(generator.class_prior)
     members = [frozenset(np.flatnonzero(row).tolist()) for row in sets]
-    prior = np.array(
-        [
-            size_probability[size] * drawn[member]
-            for size, member in zip(sizes, members, strict=True)
-        ]
-    )
+    prior = size_probability[sizes] * first_distinct_draws(generator.class_prior, members)
     keep = prior > 0
     return LabelSets(sets[keep]), prior[keep]
 
@@ -59,24 +53,31 @@ def _poisson(k: int, mean: float) -> float:
     return math.exp(-mean) * mean**k / math.factorial(k)
 
 
-def _first_distinct_draws(class_prior: NDArray[np.float64]) -> dict[frozenset[int], float]:
-    """P(the first |S| distinct classes of an iid stream from ``class_prior`` are the set S).
+def first_distinct_draws(
+    class_prior: NDArray[np.float64], members: list[frozenset[int]]
+) -> NDArray[np.float64]:
+    """P(the first |S| distinct classes of an iid stream from ``class_prior`` are S), for each
+    S in ``members``.
 
-    Over the subsets by size: S is reached from S - {c} when the next new class is c, which
-    happens with probability p_c / (1 - p(S - {c})).
+    S is reached from S - {c} when the next new class is c, which happens with probability
+    p_c / (1 - p(S - {c})). That denominator is summed over the classes outside S - {c}, not
+    subtracted from 1: a class prior near 0 (one is 1e-4 in the reference data, and a fit may
+    go lower) would otherwise leave a rounding error for a denominator.
     """
-    n_classes = len(class_prior)
-    probability: dict[frozenset[int], float] = {frozenset(): 1.0}
-    for size in range(1, n_classes + 1):
-        for members in itertools.combinations(range(n_classes), size):
-            subset = frozenset(members)
-            total = 0.0
-            for c in subset:
-                before = subset - {c}
-                left = 1.0 - float(class_prior[list(before)].sum())
-                total += probability[before] * float(class_prior[c]) / left
-            probability[subset] = total
-    return probability
+    known: dict[frozenset[int], float] = {frozenset(): 1.0}
+    everyone = frozenset(range(len(class_prior)))
+
+    def probability(subset: frozenset[int]) -> float:
+        if subset not in known:
+            known[subset] = sum(
+                probability(subset - {c})
+                * float(class_prior[c])
+                / float(class_prior[sorted(everyone - (subset - {c}))].sum())
+                for c in subset
+            )
+        return known[subset]
+
+    return np.array([probability(subset) for subset in members])
 
 
 def set_word_distributions(
@@ -84,8 +85,16 @@ def set_word_distributions(
 ) -> NDArray[np.float64]:
     """``q_Y`` of each set: its classes' word distributions summed and normalized, ``[sets,
     words]``; uniform for the empty set."""
-    summed = sets.matrix @ generator.word_distributions.T
-    n_words = generator.word_distributions.shape[0]
+    return mixed_word_distributions(generator.word_distributions, sets.matrix)
+
+
+def mixed_word_distributions(
+    word_distributions: NDArray[np.float64], sets: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """The generator's word distribution of each 0/1 row of ``sets``: the normalized sum of its
+    classes' columns of ``word_distributions`` (``[words, classes]``), uniform for no class."""
+    summed = sets @ word_distributions.T
+    n_words = word_distributions.shape[0]
     totals = summed.sum(axis=1, keepdims=True)
     empty = totals[:, 0] == 0
     summed[empty] = 1.0 / n_words

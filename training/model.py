@@ -175,11 +175,10 @@ def naive_bayes_network(
     features: NDArray[np.floating],
     set_index: NDArray[np.intp],
     sets: LabelSets,
-    shape: NaiveBayesShape | None = None,
 ) -> tuple[keras.Model, ShapeChoice]:
     """A multinomial naive Bayes over label sets, as a network: Dense(sets, softmax) on the raw
     counts, whose kernel is log P(feature | set) and bias log P(set), fitted in the data in the
-    given ``shape`` (by default the one ``naive_bayes_shape`` chooses); returns the choice too.
+    shape ``naive_bayes_shape`` chooses; returns that choice too.
 
     The softmax of x · log q_set + log prior_set is P(set | x) by Bayes' rule, since the
     multinomial coefficient of x is the same for every set. Every set must occur in the data.
@@ -187,8 +186,7 @@ def naive_bayes_network(
     the same amount to every set's logit, which the softmax ignores, and keeps the logits small
     (tens, not hundreds), where float32 sums in ONNX Runtime and TensorFlow agree within 1e-5.
     """
-    chosen = ShapeChoice(shape) if shape else None
-    choice = chosen or naive_bayes_shape(features, set_index, sets)
+    choice = naive_bayes_shape(features, set_index, sets)
     log_feature, log_prior = naive_bayes_weights(features, set_index, sets, choice.shape)
     log_feature -= log_feature.mean(axis=0, keepdims=True)
     log_prior -= log_prior.mean()

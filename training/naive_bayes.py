@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from training.label_sets import LabelSets
+from training.limits import first_distinct_draws, mixed_word_distributions
 
 NAIVE_BAYES_SMOOTHING = 1.0
 """Added to every feature's count in every label set (Laplace smoothing, scikit-learn's
@@ -169,11 +170,7 @@ def _generator_word_distributions(
         phi = updated
         if converged:
             break
-    uniform = np.full(n_features, 1.0 / n_features)
-    distributions = np.array(
-        [phi[labels].mean(axis=0) if labels.size else uniform for labels in members]
-    )
-    log_distributions: NDArray[np.float64] = np.log(distributions)
+    log_distributions: NDArray[np.float64] = np.log(mixed_word_distributions(phi.T, matrix))
     return log_distributions
 
 
@@ -209,7 +206,7 @@ def _generator_prior(
     def log_draw_probability(free: NDArray[np.float64]) -> NDArray[np.float64]:
         logits = np.concatenate([[0.0], free])
         prior = np.exp(logits - logits.max())
-        return np.log(np.maximum(_first_distinct_draws(prior / prior.sum(), members), 1e-300))
+        return np.log(np.maximum(first_distinct_draws(prior / prior.sum(), members), 1e-300))
 
     draws_fit = minimize(
         lambda free: -float(frequencies @ log_draw_probability(free)),
@@ -220,27 +217,3 @@ def _generator_prior(
     log_prior = log_size_probability(float(sizes_fit.x)) + log_draw_probability(draws_fit.x)
     normalized: NDArray[np.float64] = log_prior - np.logaddexp.reduce(log_prior)
     return normalized
-
-
-def _first_distinct_draws(
-    prior: NDArray[np.float64], members: list[frozenset[int]]
-) -> NDArray[np.float64]:
-    """P(the first |S| distinct labels of an iid stream from ``prior`` are S), for each S: S is
-    reached from S - {c} when the next new label is c, with probability p_c / (1 - p(S - {c}))
-    (``training.limits`` enumerates every set the same way). 1 - p(S - {c}) is summed over the
-    labels outside S - {c} (c among them), not subtracted: a label prior near 0, as one is in
-    the reference data, would leave a rounding error for a denominator."""
-    known: dict[frozenset[int], float] = {frozenset(): 1.0}
-    everyone = frozenset(range(len(prior)))
-
-    def probability(subset: frozenset[int]) -> float:
-        if subset not in known:
-            known[subset] = sum(
-                probability(subset - {c})
-                * float(prior[c])
-                / float(prior[sorted(everyone - (subset - {c}))].sum())
-                for c in subset
-            )
-        return known[subset]
-
-    return np.array([probability(subset) for subset in members])

@@ -16,6 +16,7 @@ LIMIT = 0.2  # long beside the quick calls' 0 to 20 ms, so a busy machine cannot
 async def a_call(deadlines: Deadlines, seconds: float) -> str:
     """What the edge does around a call that takes ``seconds``: its answer, or how it ended."""
     task = asyncio.current_task()
+    assert task is not None
     deadlines.start(task)
     try:
         await asyncio.sleep(seconds)
