@@ -82,13 +82,13 @@ class Settings(BaseSettings):
     """From this many rows on, inference and rendering run in a bounded thread pool instead of
     on the event loop, so that large batches never delay health probes."""
 
-    offload_array_rows: int = Field(default=4096, ge=1)
-    """The same threshold for requests whose values arrive as arrays (binary tensors, raw or
-    typed gRPC contents, large JSON bodies read into arrays), whose checks cost less than the
-    thread hop, counted over a turn of the event loop: array batches run inline while the
-    turn's inline rows stay under it, later ones in the pool. Unbounded, 64 connections of
-    1000-row batches took /health/live's p99 from about 60 ms to 0.55 to 1.2 s in two runs
-    (docs/performance.md)."""
+    offload_array_rows: int = Field(default=8192, ge=1)
+    """The same threshold for array work, counted over a turn of the event loop: the inference
+    of requests whose values arrive as arrays (binary tensors, raw or typed gRPC contents,
+    large JSON bodies read into arrays) and the rendering of answers, which cost less than the
+    thread hop. Such work runs inline while the turn's inline rows stay under it, later work
+    in the pool. Unbounded, 64 connections of 1000-row batches took /health/live's p99 from
+    about 60 ms to 0.55 to 1.2 s in two runs (docs/performance.md)."""
 
     offload_threads: int = Field(default=1, ge=1, le=64)
     """Threads of that pool, per worker. One keeps the event loop's share of the interpreter

@@ -19,10 +19,10 @@ input:
 - outputs are chosen by name from the decision's outputs (the set outputs come with ``set``
   only, and ``set`` needs an output that shows it);
 - admission control bounds the rows in flight per worker (503 past it);
-- large batches are converted and predicted in a bounded thread pool, off the event loop (from
-  ``offload_rows`` on; values already in an array once the array rows run inline in this turn
-  of the event loop would reach ``offload_array_rows``), and their
-  answers rendered on a thread of their own (``DataPlane.render``);
+- large batches are converted and predicted in a bounded thread pool, off the event loop, and
+  their answers rendered on a thread of their own (``DataPlane.render``), from ``offload_rows``
+  on; but array work (the inference of values that arrive as an array, and any rendering) runs
+  inline while this turn of the event loop holds less than ``offload_array_rows`` rows of it;
 - outputs must be finite, or the request fails naming the rows;
 - the prediction metrics are counted.
 
@@ -51,7 +51,7 @@ from app.errors import (
     InvalidRequest,
     ModelNotFound,
     Overloaded,
-    PayloadTooLarge,
+    TooManyRows,
     shown,
     shown_name,
 )
@@ -196,7 +196,7 @@ class DataPlane:
         self._offload_array_rows = settings.offload_array_rows
         self._retry_after = settings.retry_after
         self.rows_in_flight = 0
-        self._inline_array_rows = 0  # rows of array batches run inline this loop turn
+        self._inline_rows = 0  # rows of array work run inline this loop turn
         self._pool = ThreadPoolExecutor(
             max_workers=settings.offload_threads, thread_name_prefix="inference"
         )
@@ -292,31 +292,33 @@ class DataPlane:
         )
 
     def _claim_inline(self, rows: int) -> bool:
-        """Whether an array batch of ``rows`` may run inline: while the inline array rows of
-        this turn of the event loop stay under ``offload_array_rows``. Under many
-        connections, a turn that ran every ready batch inline would keep health probes
-        waiting for all of them (docs/performance.md); so a turn grows by a bounded amount
-        of inference, and the other batches take the thread hop."""
-        claimed = self._inline_array_rows + rows
+        """Whether ``rows`` rows of array work (an array batch's inference, or an answer's
+        rendering) may run inline: while the inline rows of this turn of the event loop stay
+        under ``offload_array_rows``. Under many connections, a turn that ran every ready
+        batch inline would keep health probes waiting for all of them (docs/performance.md);
+        so a turn grows by a bounded amount of work, and the rest takes the thread hop."""
+        claimed = self._inline_rows + rows
         if claimed >= self._offload_array_rows:
             return False
-        if not self._inline_array_rows:
+        if not self._inline_rows:
             # Callbacks scheduled during a turn run in the next one: the count lasts a turn.
             asyncio.get_running_loop().call_soon(self._next_turn)
-        self._inline_array_rows = claimed
+        self._inline_rows = claimed
         return True
 
     def _next_turn(self) -> None:
-        self._inline_array_rows = 0
+        self._inline_rows = 0
 
     async def render(self, rows: int, render: Callable[..., Done], *args: Any) -> Done:
         """A codec's rendering of the answer to a request of ``rows`` rows: inline for a few
-        rows, from ``offload_rows`` on in a thread of its own (thousands of rows written as
-        JSON would otherwise hold up the event loop and its health probes). Not in the
-        inference pool: queued behind other batches' predictions, every batch would stay in
-        flight about twice as long (tests/robustness/test_overload.py, 64 connections of
-        1000-row batches: health probe p99 71 ms that way, 11 ms this way)."""
-        if rows < self._offload_rows:
+        rows, or while this turn's array work allows (``_claim_inline``: the hop to another
+        thread costs a 1000-row batch more than its rendering, about a third of its
+        throughput); else in a thread of its own, so that thousands of rows written as JSON
+        do not hold up the event loop and its health probes. Not in the inference pool:
+        queued behind other batches' predictions, every batch would stay in flight about
+        twice as long (tests/robustness/test_overload.py, 64 connections of 1000-row batches:
+        health probe p99 71 ms that way, 11 ms this way)."""
+        if rows < self._offload_rows or self._claim_inline(rows):
             return render(*args)
         return await asyncio.get_running_loop().run_in_executor(self._renderer, render, *args)
 
@@ -585,10 +587,11 @@ def _predict(
         ranking = None
     else:
         prediction, ranking = model.rank_label_sets(features, top_k)
+    out_of_range = model.out_of_range(features)
     _check_finite(prediction.probabilities)
     if ranking is not None:
         _check_finite(ranking.probabilities)
-    return prediction, ranking, model.out_of_range(features)
+    return prediction, ranking, out_of_range
 
 
 def _check_finite(probabilities: NDArray[np.float32]) -> None:
@@ -658,7 +661,7 @@ def check_row_count(count: int, max_rows: int) -> None:
     if count == 0:
         raise InvalidInput("no rows: send at least one instance")
     if count > max_rows:
-        raise PayloadTooLarge(f"{count} rows exceed the limit of {max_rows} rows per request")
+        raise TooManyRows(count, max_rows)
 
 
 def features_from_rows(

@@ -133,6 +133,14 @@ class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
 
 
+class TooManyRows(PayloadTooLarge):
+    """More rows in one request than ``max_rows``: refused by the data plane, or by a decoder
+    as it counts them, before any is built."""
+
+    def __init__(self, count: int, max_rows: int):
+        super().__init__(f"{count} rows exceed the limit of {max_rows} rows per request")
+
+
 class UnsupportedMediaType(ServiceError):
     status_code = 415
     code = "unsupported_media_type"

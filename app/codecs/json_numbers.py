@@ -34,8 +34,8 @@ import numpy as np
 import simdjson
 
 from app.codecs.base import NOT_AN_OBJECT, decode_json
-from app.dataplane import NumberArray, check_row_count
-from app.errors import InvalidRequest
+from app.dataplane import NumberArray
+from app.errors import InvalidRequest, TooManyRows
 
 # Below this size orjson is faster: a few rows cost less than simdjson's call and the scans.
 MIN_BODY_BYTES = 4096
@@ -76,9 +76,7 @@ def decode_json_numbers(body: bytes, bulks: Sequence[Bulk], max_rows: int) -> An
         if array is None:
             continue
         if len(array) > max_rows and isinstance(array[0], simdjson.Array | simdjson.Object):
-            check_row_count(
-                len(array), max_rows
-            )  # rows past the limit: refused before any is built
+            raise TooManyRows(len(array), max_rows)  # refused before any row is built
         numbers = _numbers(body, array, bulk)
         if numbers is not None:
             try:

@@ -635,19 +635,31 @@ def test_readiness_and_versions_say_what_is_served(plane: DataPlane, tmp_path: P
 
 
 @pytest.mark.parametrize(
-    ("rows", "thread"), [(1, "MainThread"), (255, "MainThread"), (256, "render")]
+    ("request_", "rows", "thread"),
+    [
+        (InferenceRequest(rows_of(255)), 255, "MainThread"),
+        # Predicted in the pool; rendered in the next turn, whose budget is whole.
+        (InferenceRequest(rows_of(1200)), 1200, "MainThread"),
+        # Predicted inline: with its rendering, the turn would hold 2600 rows.
+        (InferenceRequest(raw_tensor(1000)), 1000, "MainThread"),
+        (InferenceRequest(raw_tensor(1300)), 1300, "render"),
+        (InferenceRequest(rows_of(2500)), 2500, "render"),
+    ],
+    ids=["few-rows", "its-own-turn", "within-the-turn", "past-the-turn", "past-it-alone"],
 )
-def test_answers_of_large_batches_are_rendered_on_a_thread_of_their_own(
-    trained_repository: Path, rows: int, thread: str
+def test_answers_are_rendered_inline_until_a_turn_holds_offload_array_rows(
+    trained_repository: Path, request_: InferenceRequest, rows: int, thread: str
 ) -> None:
-    """Not in the inference pool, where they would queue behind other batches' predictions."""
-    plane = data_plane(trained_repository, offload_rows=256)
+    """Rendering shares the inline array work's budget per turn; past it, answers are
+    rendered on a thread of their own, not in the inference pool, where they would queue
+    behind other batches' predictions."""
+    plane = data_plane(trained_repository, offload_rows=256, offload_array_rows=2500)
 
     def rendered(result: InferenceResult) -> tuple[str, int]:
         return threading.current_thread().name, result.rows
 
     async def scenario() -> tuple[str, int]:
-        result = await plane.infer(InferenceRequest(rows_of(rows)))
+        result = await plane.infer(request_)
         return await plane.render(result.rows, rendered, result)
 
     try:
