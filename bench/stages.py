@@ -103,7 +103,7 @@ def native_stages(version: Path, rows: int, calls: int) -> list[tuple[str, float
                 lambda: metrics.observe_prediction(model, prediction.positives, len(warnings)),
                 calls,
             ),
-            "a numpy sum per label",
+            "labels on counted by one product with ones",
         ),
         (
             "render (rows, from arrays)",
