@@ -79,15 +79,16 @@ class Settings(BaseSettings):
     go past it gets a 503 with ``Retry-After`` in its protocol's error shape."""
 
     offload_rows: int = Field(default=256, ge=1)
-    """From this many rows on, inference and rendering run in a bounded thread pool instead of
-    on the event loop, so that large batches never delay health probes."""
+    """From this many rows on, inference runs in a bounded thread pool and rendering on a
+    thread of its own instead of on the event loop, so that large batches never delay health
+    probes (unless ``offload_array_rows`` lets them run inline)."""
 
     offload_array_rows: int = Field(default=8192, ge=1)
     """The same threshold for array work, counted over a turn of the event loop: the inference
     of requests whose values arrive as arrays (binary tensors, raw or typed gRPC contents,
     large JSON bodies read into arrays) and the rendering of answers, which cost less than the
-    thread hop. Such work runs inline while the turn's inline rows stay under it, later work
-    in the pool. Unbounded, 64 connections of 1000-row batches took /health/live's p99 from
+    thread hop. Such work runs inline while the turn's inline rows stay under it; later work
+    takes the thread hop. Unbounded, 64 connections of 1000-row batches took /health/live's p99 from
     about 60 ms to 0.55 to 1.2 s in two runs (docs/performance.md)."""
 
     offload_threads: int = Field(default=1, ge=1, le=64)

@@ -640,8 +640,9 @@ def test_readiness_and_versions_say_what_is_served(plane: DataPlane, tmp_path: P
         (InferenceRequest(rows_of(255)), 255, "MainThread"),
         # Predicted in the pool; rendered in the next turn, whose budget is whole.
         (InferenceRequest(rows_of(1200)), 1200, "MainThread"),
-        # Predicted inline: with its rendering, the turn would hold 2600 rows.
+        # Predicted inline; with its rendering the turn holds 2000 rows, under the budget.
         (InferenceRequest(raw_tensor(1000)), 1000, "MainThread"),
+        # Predicted inline; with its rendering the turn would hold 2600 rows.
         (InferenceRequest(raw_tensor(1300)), 1300, "render"),
         (InferenceRequest(rows_of(2500)), 2500, "render"),
     ],
