@@ -40,6 +40,7 @@ from tests.support import MODEL_NAME, REFERENCE_INPUTS
 MAX_ROWS = 1000
 MAX_MESSAGE_BYTES = 65_536
 ROWS = np.random.default_rng(21).integers(0, 30, size=(MAX_ROWS, 10)).tolist()
+BIG_CALL_ROWS = 200_000
 
 
 @pytest.fixture(scope="module")
@@ -323,12 +324,19 @@ def test_a_call_past_the_deadline_setting_ends_deadline_exceeded(trained_reposit
 def test_past_the_rows_in_flight_a_call_is_resource_exhausted_with_retry_after(
     trained_repository: Path,
 ) -> None:
-    """A 10,000-row call holds the pool; a one-row call sent while it does is refused (the
-    limit is 10,000 rows), with ``retry-after`` in its trailing metadata."""
-    big = infer_request(ROWS * 10, raw=True).SerializeToString()
+    """A 200,000-row call holds the pool; a one-row call sent while it does is refused (the
+    limit is 200,000 rows), with ``retry-after`` in its trailing metadata. The big call is
+    that big so that its time in flight (milliseconds) outlasts the small call's trip."""
+    big_rows = np.tile(np.asarray(ROWS, dtype=np.float32), (BIG_CALL_ROWS // len(ROWS), 1))
+    big = infer_request(big_rows, raw=True).SerializeToString()
     small = infer_request(REFERENCE_INPUTS[:1]).SerializeToString()
     with grpc_app(
-        trained_repository, max_inflight_rows=10_000, offload_rows=1, retry_after=3
+        trained_repository,
+        max_rows=BIG_CALL_ROWS,
+        max_inflight_rows=BIG_CALL_ROWS,
+        max_body_bytes=2 * len(big),
+        offload_rows=1,
+        retry_after=3,
     ) as held:
         dataplane = held.http.app_state["services"].dataplane
         method = held.channel.unary_unary(f"/{SERVICE}/ModelInfer")
@@ -346,5 +354,5 @@ def test_past_the_rows_in_flight_a_call_is_resource_exhausted_with_retry_after(
                 break
     (refusal,) = refusals
     assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "limit of 10000 rows in flight" in refusal.details()
+    assert f"limit of {BIG_CALL_ROWS} rows in flight" in refusal.details()
     assert ("retry-after", "3") in refusal.trailing_metadata()
