@@ -266,7 +266,7 @@ class DataPlane:
         self._admit(rows)
         self.rows_in_flight += rows
         try:
-            if rows < self._offload_rows or (_in_arrays(inputs) and self._claim_inline(rows)):
+            if self._runs_inline(rows, arrays=_in_arrays(inputs)):
                 # Inline: for a few rows, or values already in an array, the whole request
                 # costs less than a thread hop.
                 predicted = _predict(model, inputs, rows, thresholds, top_k)
@@ -290,6 +290,11 @@ class DataPlane:
             ranking,
             top_k if request.top_k is not None else None,
         )
+
+    def _runs_inline(self, rows: int, *, arrays: bool = True) -> bool:
+        """Whether work on ``rows`` rows runs on the event loop: a few rows always; from
+        ``offload_rows`` on, array work while this turn's budget allows (``_claim_inline``)."""
+        return rows < self._offload_rows or (arrays and self._claim_inline(rows))
 
     def _claim_inline(self, rows: int) -> bool:
         """Whether ``rows`` rows of array work (an array batch's inference, or an answer's
@@ -318,7 +323,7 @@ class DataPlane:
         queued behind other batches' predictions, every batch would stay in flight about
         twice as long (tests/robustness/test_overload.py, 64 connections of 1000-row batches:
         health probe p99 71 ms that way, 11 ms this way)."""
-        if rows < self._offload_rows or self._claim_inline(rows):
+        if self._runs_inline(rows):  # answers are always rendered from arrays
             return render(*args)
         return await asyncio.get_running_loop().run_in_executor(self._renderer, render, *args)
 
