@@ -11,6 +11,7 @@ product of the marginals over every one of the 2^labels sets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -103,6 +104,9 @@ _NO_INDICES = np.zeros(0, dtype=np.intp)
 # Up to this many rows, per-value checks in Python beat numpy, whose every call costs more than
 # comparing a few dozen numbers.
 SMALL_BATCH_ROWS = 8
+# Batches up to this many rows compare with repeated per-column values (PerColumn): 160 kB for
+# ten features' two bounds, once per loaded model version.
+COMPARED_BLOCK_ROWS = 2048
 
 
 @dataclass(slots=True, eq=False)
@@ -180,12 +184,16 @@ class Model:
         return np.asarray(self.metadata.thresholds, dtype=np.float32)
 
     @cached_property
-    def _train_low(self) -> NDArray[np.float32]:
-        return np.asarray([r.min for r in self.metadata.feature_ranges], dtype=np.float32)
+    def _train_low(self) -> PerColumn:
+        return PerColumn([r.min for r in self.metadata.feature_ranges])
 
     @cached_property
-    def _train_high(self) -> NDArray[np.float32]:
-        return np.asarray([r.max for r in self.metadata.feature_ranges], dtype=np.float32)
+    def _train_high(self) -> PerColumn:
+        return PerColumn([r.max for r in self.metadata.feature_ranges])
+
+    @cached_property
+    def _default_threshold_rows(self) -> PerColumn:
+        return PerColumn(self.metadata.thresholds)
 
     def _all_within_bounds(self, features: NDArray[np.float32]) -> bool:
         """For a few rows, faster in Python than numpy's four calls (each costs microseconds)."""
@@ -196,9 +204,13 @@ class Model:
         self, features: NDArray[np.float32], thresholds: NDArray[np.float32] | None = None
     ) -> Prediction:
         """Probabilities and label decisions for a validated float32 matrix [rows, features]."""
-        used = self.default_thresholds if thresholds is None else thresholds
         probabilities = self.backend(features)
-        return Prediction(probabilities, decide(probabilities, used), used)
+        if thresholds is None or thresholds is self.default_thresholds:
+            thresholds = self.default_thresholds
+            compared = self._default_threshold_rows.over(len(probabilities))
+        else:
+            compared = thresholds  # a request's own: broadcast
+        return Prediction(probabilities, decide(probabilities, compared), thresholds)
 
     @property
     def label_set_source(self) -> LabelSetSource:
@@ -258,18 +270,37 @@ class Model:
     @cached_property
     def _train_bounds(self) -> list[tuple[float, float]]:
         """The float32 bounds as Python floats: the same comparisons as numpy's, value by value."""
-        return list(zip(self._train_low.tolist(), self._train_high.tolist(), strict=True))
+        low, high = self._train_low.values.tolist(), self._train_high.values.tolist()
+        return list(zip(low, high, strict=True))
 
     def out_of_range(self, features: NDArray[np.float32]) -> OutOfRange:
         """Every value outside its training range, in row then feature order."""
         if len(features) <= SMALL_BATCH_ROWS and self._all_within_bounds(features):
             return OutOfRange.none()
-        outside = (features < self._train_low) | (features > self._train_high)
+        count = len(features)
+        low, high = self._train_low.over(count), self._train_high.over(count)
+        outside = (features < low) | (features > high)
         if not outside.any():
             return OutOfRange.none()
         found = np.flatnonzero(outside)  # row-major, as np.nonzero, at a fraction of its cost
         rows, columns = np.divmod(found, features.shape[1])
         return OutOfRange(rows, columns, features.ravel()[found])
+
+
+class PerColumn:
+    """One float32 value per column (a feature's bound, a label's threshold), to compare whole
+    batches with. The values are kept repeated over a block of rows: numpy broadcasting a short
+    row runs its inner loop once per row, and comparing two contiguous blocks is about three
+    times faster (a [1000, 10] batch against both bounds: 3.6 µs instead of 11.8 µs)."""
+
+    def __init__(self, values: Sequence[float]):
+        self.values = np.asarray(values, dtype=np.float32)
+        self._block = np.tile(self.values, (COMPARED_BLOCK_ROWS, 1))
+
+    def over(self, rows: int) -> NDArray[np.float32]:
+        """The values for a batch of ``rows`` rows: a block of them, or one row to broadcast
+        past the block's size."""
+        return self._block[:rows] if rows <= COMPARED_BLOCK_ROWS else self.values
 
 
 def _within(values: list[float], bounds: list[tuple[float, float]]) -> bool:

@@ -14,7 +14,12 @@ from fastapi.testclient import TestClient
 from app.artifact import METADATA_FILE, ArtifactError, version_path
 from app.config import Settings
 from app.dataplane import thresholds_for
-from app.inference import load_model, product_of_marginals
+from app.inference import (
+    COMPARED_BLOCK_ROWS,
+    SMALL_BATCH_ROWS,
+    load_model,
+    product_of_marginals,
+)
 from app.main import create_app
 from tests.app.label_set_reference import assert_ranked_as, reference_for
 from tests.support import MODEL_NAME, REFERENCE_INPUTS
@@ -86,6 +91,31 @@ def test_out_of_range_lists_each_value_outside_training(trained_version: Path) -
     ]
     assert located == [(0, "x0"), (1, "x4")]
     assert found.values.tolist() == [ranges[0].min - 1, ranges[4].max + 1]
+
+
+@pytest.mark.parametrize(
+    "rows", [SMALL_BATCH_ROWS + 1, COMPARED_BLOCK_ROWS, COMPARED_BLOCK_ROWS + 1]
+)
+def test_range_checks_and_decisions_are_the_same_on_both_sides_of_the_compared_block(
+    trained_version: Path, rows: int
+) -> None:
+    """Up to COMPARED_BLOCK_ROWS rows, batches are compared with per-column values repeated
+    over a block of rows; past it, by broadcasting one row of them: the same answers."""
+    model = load_model(trained_version)
+    features = random_rows(rows, seed=rows)  # from -5 to 25: some values outside training
+    ranges = model.metadata.feature_ranges
+    low = np.array([r.min for r in ranges], dtype=np.float32)
+    high = np.array([r.max for r in ranges], dtype=np.float32)
+    expected_rows, expected_columns = np.nonzero((features < low) | (features > high))
+    found = model.out_of_range(features)
+    assert len(expected_rows) > 0
+    assert found.rows.tolist() == expected_rows.tolist()
+    assert found.columns.tolist() == expected_columns.tolist()
+    prediction = model.predict(features)
+    assert prediction.thresholds is model.default_thresholds
+    assert np.array_equal(
+        prediction.positives, prediction.probabilities >= model.default_thresholds
+    )
 
 
 def rewrite_metadata(version: Path, change: dict[str, object]) -> None:

@@ -4,6 +4,7 @@ configured level, without uvicorn's own access lines."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -20,7 +21,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.logs import JsonFormatter, TextFormatter, logging_config, resolve_format
+from app.logs import (
+    FLUSH_INTERVAL,
+    JsonFormatter,
+    LoopFlushedStreamHandler,
+    TextFormatter,
+    logging_config,
+    resolve_format,
+)
 from app.main import Service, create_app
 from tests.support import MODEL_NAME, REFERENCE_INPUTS, REPO_ROOT, free_port, running_server
 
@@ -163,6 +171,58 @@ def test_json_lines_hold_time_level_logger_message_and_fields() -> None:
     assert line.keys() == {"time", "level", "logger", "message", *fields}
     assert (line["level"], line["logger"], line["status"]) == ("info", "app.access", 200)
     assert line["time"] == "2023-11-14T22:13:20.123Z"
+
+
+class CountedWrites(io.StringIO):
+    """A stream that keeps each write apart, as a line-buffered stderr makes each one a system
+    call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_lines_written_on_the_event_loop_leave_together_and_in_order() -> None:
+    stream = CountedWrites()
+    handler = LoopFlushedStreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+
+    async def serve() -> list[str]:
+        handler.emit_line("first")
+        handler.emit(_record("app", "second"))
+        handler.emit_line("third")
+        written_at_once = list(stream.writes)
+        await asyncio.sleep(FLUSH_INTERVAL * 4)
+        return written_at_once
+
+    assert asyncio.run(serve()) == []
+    [together] = stream.writes
+    lines = together.splitlines()
+    assert together.endswith("\n")
+    assert len(lines) == 3
+    assert (lines[0], json.loads(lines[1])["message"], lines[2]) == ("first", "second", "third")
+
+
+def test_off_the_loop_a_line_leaves_at_once_after_those_still_waiting() -> None:
+    stream = CountedWrites()
+    handler = LoopFlushedStreamHandler(stream)
+    handler.emit_line("start-up")
+    assert stream.writes == ["start-up\n"]
+
+    async def end_at_once(line: str) -> None:
+        handler.emit_line(line)  # the loop ends before the line's write is due
+
+    asyncio.run(end_at_once("last words"))
+    assert stream.writes == ["start-up\n"]
+    handler.flush()  # as logging.shutdown does at exit
+    assert stream.writes[1:] == ["last words\n"]
+    asyncio.run(end_at_once("still waiting"))
+    handler.emit_line("from a thread")  # the loop due to write is gone: written now, in order
+    assert stream.writes[2:] == ["still waiting\nfrom a thread\n"]
 
 
 def test_text_lines_are_for_people() -> None:
