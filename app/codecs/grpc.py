@@ -141,6 +141,8 @@ def _parse(kind: type[Parsed], data: bytes) -> Parsed:
 
 def _options(parameters: Mapping[str, InferParameter]) -> tuple[Any, Any, Any]:
     """The thresholds (one number, or a mapping of labels), the decision and top_k, as sent."""
+    if not parameters:  # most calls: protobuf's map would still build a view to iterate
+        return None, None, None
     thresholds: Any = None
     by_label: dict[str, Any] = {}
     decision: Any = None

@@ -1,12 +1,13 @@
 """What observability costs per request, with the defaults on: a request id, the request
 metrics, the prediction metrics, and one JSON access-log line written to a real file through
-the service's own logging configuration (lines flushed once per event-loop iteration).
+the service's own logging configuration (lines written together, at most
+``app.logs.FLUSH_INTERVAL`` after they were made).
 
     .venv/bin/pytest bench/micro/test_observability.py
 
 Each round serves ``REQUESTS_PER_ITERATION`` requests' worth of observability inside one
-iteration of a uvloop loop, as a busy worker does, then lets the loop flush; the figure to
-read is the mean per round divided by that number (printed by ``test_cost_per_request``).
+iteration of a uvloop loop, as a busy worker does (the handler writes the waiting lines once
+their interval has passed); the figure to read is the mean per round divided by that number (printed by ``test_cost_per_request``).
 """
 
 from __future__ import annotations
@@ -77,12 +78,13 @@ def observe_requests(observer: RequestObserver, model: Model, positives: np.ndar
 
 
 def run_in_loop(function: Callable[[], None]) -> Callable[[], None]:
-    """``function`` run inside one iteration of a uvloop loop, the loop's flush included."""
+    """``function`` run inside one iteration of a uvloop loop, with the handler's write when
+    it falls due."""
     loop = uvloop.new_event_loop()
 
     async def iteration() -> None:
         function()
-        await asyncio.sleep(0)  # lets the handler's scheduled flush run
+        await asyncio.sleep(0)  # lets the handler's write run when its time has come
 
     def run() -> None:
         loop.run_until_complete(iteration())
