@@ -7,7 +7,8 @@ the service's own logging configuration (lines written together, at most
 
 Each round serves ``REQUESTS_PER_ITERATION`` requests' worth of observability inside one
 iteration of a uvloop loop, as a busy worker does (the handler writes the waiting lines once
-their interval has passed); the figure to read is the mean per round divided by that number (printed by ``test_cost_per_request``).
+their interval has passed); the figure to read is the mean per round divided by that number
+(printed by ``test_cost_per_request``).
 """
 
 from __future__ import annotations
