@@ -296,6 +296,7 @@ class PerColumn:
     def __init__(self, values: Sequence[float]):
         self.values = np.asarray(values, dtype=np.float32)
         self._block = np.tile(self.values, (COMPARED_BLOCK_ROWS, 1))
+        self._block.flags.writeable = False  # shared by every request's comparisons
 
     def over(self, rows: int) -> NDArray[np.float32]:
         """The values for a batch of ``rows`` rows: a block of them, or one row to broadcast

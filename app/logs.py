@@ -71,13 +71,12 @@ class LoopFlushedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._waiting.append(line)
             if self._writer is not None and not self._writer.is_closed():
                 return  # a write is already due
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop in this thread
-            self.flush()
-            return
-        self._writer = loop
-        loop.call_later(FLUSH_INTERVAL, self.flush)
+            try:
+                self._writer = asyncio.get_running_loop()
+            except RuntimeError:  # no loop in this thread: written now
+                self.flush()
+                return
+            self._writer.call_later(FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
         """Write the waiting lines now, in one write."""
