@@ -8,7 +8,11 @@ then a ModelInferRequest with raw contents), ``content-type: application/grpc`` 
 answers, and a gRPC error is an HTTP 200 too: so each server's answer to the same request is
 checked first, with a real call, and a server whose answer is not right is not measured.
 
-    .venv/bin/python -m bench.grpc_bench [--peers] [--seconds 3]   # a short run on its own
+All servers run at once and are measured in interleaved rounds, so that the ratios compare
+runs made minutes apart at most seconds apart: on a shared machine, the speed of a server
+measured alone drifted by a third between runs (docs/performance.md).
+
+    .venv/bin/python -m bench.grpc_bench [--peers] [--seconds 3] [--rounds 3]  # on its own
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,7 @@ from bench.servers import kserve, mlserver, ours
 from bench.workloads import MODEL_NAME
 
 INFER_PATH = "/inference.GRPCInferenceService/ModelInfer"
+WORK_CEILING = "grpc-work-1"
 READY_TIMEOUT_S = 120.0
 
 
@@ -68,7 +74,9 @@ class GrpcServer:
 class GrpcResult:
     key: str
     label: str
-    rates: dict[str, float] = field(default_factory=dict)  # workload → requests per second
+    rounds: dict[str, list[float | None]] = field(default_factory=dict)  # req/s, each round
+    rates: dict[str, float] = field(default_factory=dict)  # workload → median req/s
+    work_ratios: dict[str, float] = field(default_factory=dict)  # median per-round ratio
     notes: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
@@ -86,7 +94,7 @@ def catalogue(model: ServedModel, peers: bool) -> list[GrpcServer]:
             constant=True,
         ),
         GrpcServer(
-            "grpc-work-1",
+            WORK_CEILING,
             "gRPC work ceiling (bench/grpc_ceiling.py: decode raw, ONNX, encode raw)",
             (*ceiling, "work", str(model.onnx), thresholds),
         ),
@@ -225,11 +233,59 @@ def h2load(
 
 
 def run(
-    model: ServedModel, *, peers: bool, seconds: int, warmup: int, repeat: int = 1
+    model: ServedModel, *, peers: bool, seconds: int, warmup: int, rounds: int = 1
 ) -> list[GrpcResult]:
-    """Every server in turn: start, check, measure each workload (median of ``repeat``), stop."""
+    """Every server started and checked, then each workload measured in ``rounds`` rounds that
+    visit every server in turn, in reverse order every other round: a drift in the machine's
+    speed (a shared machine's neighbours) then falls on all of them alike. A server's rate is
+    the median of its rounds, its ratio to the work ceiling the median of its rounds' ratios."""
     if shutil.which("h2load") is None:
         raise RuntimeError("h2load not found: apt-get install nghttp2-client")
+    bodies = _request_bodies()
+    servers = catalogue(model, peers)
+    results = {server.key: GrpcResult(server.key, server.label) for server in servers}
+    with ExitStack() as stack:
+        addresses = {}
+        for server in servers:
+            print(f"== starting {server.label}", flush=True)
+            log = WORK / "logs" / f"grpc-{server.key}.log"
+            try:
+                addresses[server.key] = stack.enter_context(running(server, log))
+            except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+                results[server.key].error = str(error)[:500]
+                print(f"   failed: {results[server.key].error}", flush=True)
+        for workload in WORKLOADS:
+            request, path = bodies[workload.key]
+            measured = []
+            for server in servers:
+                address = addresses.get(server.key)
+                if address is None:
+                    continue
+                problem = check_answer(address, request, workload.rows, server.constant)
+                if problem is None:
+                    measured.append(server)
+                else:
+                    results[server.key].notes[workload.key] = f"not measured: {problem}"
+                    print(f"   {server.label}, {workload.name}: not measured: {problem}")
+            for round_ in range(rounds):
+                print(f"\n== {workload.name}, round {round_ + 1} of {rounds}", flush=True)
+                for server in measured if round_ % 2 == 0 else measured[::-1]:
+                    result = results[server.key]
+                    try:
+                        rate, note = h2load(addresses[server.key], path, workload, seconds, warmup)
+                    except (RuntimeError, subprocess.SubprocessError) as error:
+                        result.notes[workload.key] = f"failed: {str(error)[:300]}"
+                        result.rounds.setdefault(workload.key, []).append(None)
+                        continue
+                    result.rounds.setdefault(workload.key, []).append(rate)
+                    result.notes[workload.key] = note
+                    print(f"   {server.label}: {rate:,.0f} req/s ({note})", flush=True)
+    _summarize(list(results.values()))
+    return list(results.values())
+
+
+def _request_bodies() -> dict[str, tuple[bytes, Path]]:
+    """Each workload's request, and the file h2load sends (the same request, framed)."""
     pool = fresh_rows(2000)
     bodies = {}
     for workload in WORKLOADS:
@@ -238,36 +294,39 @@ def run(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(framed)
         bodies[workload.key] = (request, path)
-    results = []
-    for server in catalogue(model, peers):
-        result = GrpcResult(server.key, server.label)
-        results.append(result)
-        print(f"\n== {server.label}", flush=True)
-        try:
-            with running(server, WORK / "logs" / f"grpc-{server.key}.log") as address:
-                for workload in WORKLOADS:
-                    request, path = bodies[workload.key]
-                    problem = check_answer(address, request, workload.rows, server.constant)
-                    if problem is not None:
-                        result.notes[workload.key] = f"not measured: {problem}"
-                        print(f"   {workload.name}: not measured: {problem}", flush=True)
-                        continue
-                    runs = [h2load(address, path, workload, seconds, warmup) for _ in range(repeat)]
-                    rate, note = sorted(runs)[len(runs) // 2]
-                    result.rates[workload.key] = rate
-                    result.notes[workload.key] = note
-                    print(f"   {workload.name}: {rate:,.0f} req/s ({note})", flush=True)
-        except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-            result.error = str(error)[:500]
-            print(f"   failed: {result.error}", flush=True)
-    return results
+    return bodies
+
+
+def _summarize(results: Sequence[GrpcResult]) -> None:
+    """Each server's median rate, and the median of its per-round ratios to the work ceiling
+    (over the rounds that measured both)."""
+    work = next((r for r in results if r.key == WORK_CEILING), None)
+    for result in results:
+        for key, rates in result.rounds.items():
+            measured = [rate for rate in rates if rate is not None]
+            if not measured:
+                continue
+            result.rates[key] = statistics.median(measured)
+            ceiling = work.rounds.get(key, []) if work else []
+            ratios = [
+                rate / base
+                for rate, base in zip(rates, ceiling, strict=False)
+                if rate is not None and base
+            ]
+            if ratios:
+                result.work_ratios[key] = statistics.median(ratios)
 
 
 def markdown(results: Sequence[GrpcResult]) -> str:
-    """The gRPC table, with each server's ratio to the work ceiling."""
-    work = next((r for r in results if r.key == "grpc-work-1"), None)
+    """The gRPC table: each server's median rate and median ratio to the work ceiling, over
+    the interleaved rounds."""
+    rounds = max((len(r) for result in results for r in result.rounds.values()), default=0)
     lines = [
         "## gRPC (Open Inference Protocol), raw contents, h2load",
+        "",
+        f"Every server running at once, measured in {rounds} interleaved rounds (each round "
+        "visits every server, in reverse order every other round); the median rate, and the "
+        "median of the per-round ratios to the work ceiling.",
         "",
         "| server | " + " | ".join(w.name for w in WORKLOADS) + " |",
         "|---|" + "---|" * len(WORKLOADS),
@@ -279,9 +338,9 @@ def markdown(results: Sequence[GrpcResult]) -> str:
             if rate is None:
                 cells.append(result.error or result.notes.get(workload.key, "not measured"))
                 continue
-            base = work.rates.get(workload.key) if work else None
-            ratio = f" ({rate / base:.2f}x work ceiling)" if base else ""
-            cells.append(f"{rate:,.0f} req/s{ratio}")
+            ratio = result.work_ratios.get(workload.key)
+            shown = f" ({ratio:.2f}x work ceiling)" if ratio is not None else ""
+            cells.append(f"{rate:,.0f} req/s{shown}")
         lines.append(f"| {result.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -295,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peers", action="store_true", help="KServe's and MLServer's gRPC too")
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--models", type=Path, default=WORK / "models")
     options = parser.parse_args(argv)
     model = served_model(ensure_model(options.models.resolve()))
@@ -304,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         peers=options.peers,
         seconds=options.seconds,
         warmup=options.warmup,
-        repeat=options.repeat,
+        rounds=options.rounds,
     )
     print("\n" + markdown(results))
     (WORK / "grpc" / "latest.json").write_text(json.dumps(to_json(results), indent=2))
