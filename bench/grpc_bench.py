@@ -43,6 +43,7 @@ from bench.workloads import MODEL_NAME
 
 INFER_PATH = "/inference.GRPCInferenceService/ModelInfer"
 WORK_CEILING = "grpc-work-1"
+CONSTANT_CEILING = "grpc-ceiling-1"  # the same work every round: its spread is the drift
 READY_TIMEOUT_S = 120.0
 
 
@@ -77,6 +78,8 @@ class GrpcResult:
     rounds: dict[str, list[float | None]] = field(default_factory=dict)  # req/s, each round
     rates: dict[str, float] = field(default_factory=dict)  # workload → median req/s
     work_ratios: dict[str, float] = field(default_factory=dict)  # median per-round ratio
+    # The lowest and highest per-round ratio: how far one round alone could have misled.
+    ratio_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
@@ -88,7 +91,7 @@ def catalogue(model: ServedModel, peers: bool) -> list[GrpcServer]:
     servers = [
         _ours(model),
         GrpcServer(
-            "grpc-ceiling-1",
+            CONSTANT_CEILING,
             "gRPC constant ceiling (bench/grpc_ceiling.py)",
             (*ceiling, "constant"),
             constant=True,
@@ -315,6 +318,7 @@ def _summarize(results: Sequence[GrpcResult]) -> None:
             ]
             if ratios:
                 result.work_ratios[key] = statistics.median(ratios)
+                result.ratio_ranges[key] = (min(ratios), max(ratios))
 
 
 def markdown(results: Sequence[GrpcResult]) -> str:
@@ -326,7 +330,8 @@ def markdown(results: Sequence[GrpcResult]) -> str:
         "",
         f"Every server running at once, measured in {rounds} interleaved rounds (each round "
         "visits every server, in reverse order every other round); the median rate, and the "
-        "median of the per-round ratios to the work ceiling.",
+        "median of the per-round ratios to the work ceiling (and their range, where they "
+        "differ).",
         "",
         "| server | " + " | ".join(w.name for w in WORKLOADS) + " |",
         "|---|" + "---|" * len(WORKLOADS),
@@ -338,11 +343,39 @@ def markdown(results: Sequence[GrpcResult]) -> str:
             if rate is None:
                 cells.append(result.error or result.notes.get(workload.key, "not measured"))
                 continue
-            ratio = result.work_ratios.get(workload.key)
-            shown = f" ({ratio:.2f}x work ceiling)" if ratio is not None else ""
-            cells.append(f"{rate:,.0f} req/s{shown}")
+            cells.append(f"{rate:,.0f} req/s{_ratio_shown(result, workload.key)}")
         lines.append(f"| {result.label} | " + " | ".join(cells) + " |")
+    drift = _drift(results)
+    if drift:
+        lines += ["", drift]
     return "\n".join(lines) + "\n"
+
+
+def _ratio_shown(result: GrpcResult, key: str) -> str:
+    ratio = result.work_ratios.get(key)
+    if ratio is None:
+        return ""
+    low, high = result.ratio_ranges.get(key, (ratio, ratio))
+    spread = f"; rounds {low:.2f} to {high:.2f}" if high - low >= 0.005 else ""
+    return f" ({ratio:.2f}x work ceiling{spread})"
+
+
+def _drift(results: Sequence[GrpcResult]) -> str | None:
+    """How much the machine's speed moved during the rounds, as the constant ceiling (the
+    same work every round) shows it: ratios cancel a drift slower than a round, not one
+    within it."""
+    constant = next((r for r in results if r.key == CONSTANT_CEILING), None)
+    if constant is None:
+        return None
+    spans = []
+    for workload in WORKLOADS:
+        measured = [rate for rate in constant.rounds.get(workload.key, []) if rate]
+        if len(measured) > 1:
+            low, high = min(measured), max(measured)
+            spans.append(f"{workload.name} {low:,.0f} to {high:,.0f} req/s ({high / low:.2f}x)")
+    if not spans:
+        return None
+    return f"Drift: the constant ceiling, the same work in every round, ranged {'; '.join(spans)}."
 
 
 def to_json(results: Sequence[GrpcResult]) -> list[dict[str, Any]]:

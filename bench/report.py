@@ -14,6 +14,9 @@ from bench.workloads import BATCH_OF_FORM, BY_KEY, FORMS, WORKLOADS
 # A machine whose 1-minute load average is at or above this when the run starts was busy
 # with other work: its figures are noise (2 cores: wrk and the server already use both).
 QUIET_LOAD = 1.0
+# A run in which the hypervisor gave this share of the machine's CPU time or more to other
+# guests (steal) ran on cores it did not have to itself.
+QUIET_STEAL = 0.02
 OURS_1, OURS_2 = "ours-1", "ours-2"
 JSON_CEILING, BINARY_CEILING, TUTORIAL = "ceiling-1", "ceiling-binary-1", "tutorial-1"
 WORK_CEILING, STRONG_MLSERVER = "ceiling-work-1", "mlserver-list-1"
@@ -362,12 +365,15 @@ class Report:
 
     def _quiet(self) -> str:
         start, end = self.machine["load_average_start"], self.machine["load_average"]
-        quiet = start[0] < QUIET_LOAD
+        steal = self.machine["cpu_steal_share"]
+        quiet = start[0] < QUIET_LOAD and steal < QUIET_STEAL
         verdict = "yes" if quiet else "**no: the figures are noisy; rerun on a quiet machine**"
         return (
             f"Quiet machine: {verdict}. Load average (1, 5, 15 min) {start} at start, {end} at "
-            f"end; quiet means a 1-minute load average below {QUIET_LOAD:g} at start (the end "
-            "figure includes this run's own load)."
+            f"end; CPU steal {steal:.1%} of the run's CPU time. Quiet means a 1-minute load "
+            f"average below {QUIET_LOAD:g} at start (the end figure includes this run's own "
+            f"load) and under {QUIET_STEAL:.0%} of the CPU time stolen over the run (/proc/stat: "
+            "the hypervisor running other guests on our cores)."
         )
 
     def _sizes(self) -> list[str]:

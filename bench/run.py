@@ -56,6 +56,7 @@ OVERHEAD_PER_MEASUREMENT_S = 1.5
 OVERHEAD_PER_SERVER_S = 8.0
 PROBE_SECONDS = 5  # the probe series idle, then under the flood: at least this long each
 GRPC_WARMUP_S = 2  # each gRPC round warms its connections; the servers stay up between rounds
+STEAL = 7  # steal's place among cpu_ticks()
 
 
 class Bench:
@@ -253,6 +254,20 @@ def _load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, in ticks: /proc/stat's user, nice, system, idle, iowait,
+    irq, softirq and steal (guest time is counted in user already)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return [int(value) for value in fields[1:9]]
+
+
+def steal_share(start: Sequence[int], end: Sequence[int]) -> float:
+    """The share of the machine's CPU time between two readings that the hypervisor gave to
+    other guests (steal): their work, not ours, on our cores."""
+    spent = [after - before for before, after in zip(start, end, strict=True)]
+    return spent[STEAL] / sum(spent) if sum(spent) else 0.0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run",
@@ -362,9 +377,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured = [server for server in servers if server.key not in failures]
     minutes = estimate_s(measured, workloads, plan) / 60
     print(f"\nmeasuring: about {minutes:.1f} min on a quiet machine", flush=True)
-    load_at_start = _load_average()
+    load_at_start, ticks_at_start = _load_average(), cpu_ticks()
     bench = Bench(plan, wrk_binary, model, workloads, probes=options.probes)
     results = {server.key: bench.run_server(server, failures.get(server.key)) for server in servers}
+    grpc_results = []
+    if options.peers:  # gRPC side by side: ours, its two ceilings, KServe's and MLServer's
+        grpc_results = grpc_bench.run(
+            model,
+            peers=True,
+            seconds=max(plan.duration_s // 2, 1),
+            warmup=min(plan.warmup_s, GRPC_WARMUP_S),
+            rounds=2 * plan.repeat,  # shorter runs, more of them: drift cancels better
+        )
     run = {
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.run", *arguments]),
@@ -377,16 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             model.path.relative_to(ROOT) if model.path.is_relative_to(ROOT) else model.path
         ),
     }
-    report = Report.build(run, {**machine(), "load_average_start": load_at_start}, results)
-    grpc_results = []
-    if options.peers:  # gRPC side by side: ours, its two ceilings, KServe's and MLServer's
-        grpc_results = grpc_bench.run(
-            model,
-            peers=True,
-            seconds=max(plan.duration_s // 2, 1),
-            warmup=min(plan.warmup_s, GRPC_WARMUP_S),
-            rounds=2 * plan.repeat,  # shorter runs, more of them: drift cancels better
-        )
+    steal = steal_share(ticks_at_start, cpu_ticks())
+    conditions = {"load_average_start": load_at_start, "cpu_steal_share": round(steal, 4)}
+    report = Report.build(run, {**machine(), **conditions}, results)
     options.output.mkdir(parents=True, exist_ok=True)
     document = {**report.to_json(), "grpc": grpc_bench.to_json(grpc_results)}
     (options.output / "latest.json").write_bytes(

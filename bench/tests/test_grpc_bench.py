@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.grpc_bench import WORK_CEILING, WORKLOADS, GrpcResult, _summarize, markdown
+from bench.grpc_bench import (
+    CONSTANT_CEILING,
+    WORK_CEILING,
+    WORKLOADS,
+    GrpcResult,
+    _summarize,
+    markdown,
+)
 
 ONE_ROW = WORKLOADS[0].key
 
@@ -43,3 +50,16 @@ def test_a_server_never_measured_has_no_rate_and_the_table_says_why() -> None:
     assert "| ours-1 | failed: h2load printed no result |" in table
     assert "| grpc-work-1 | 110 req/s (1.00x work ceiling) |" in table
     assert "2 interleaved rounds" in table
+
+
+def test_the_table_shows_how_far_the_rounds_ratios_spread_and_the_machines_drift() -> None:
+    results = [
+        result("ours-1", [70.0, 90.0, 60.0]),
+        result(WORK_CEILING, [100.0, 100.0, 100.0]),
+        result(CONSTANT_CEILING, [200.0, 300.0, 250.0]),
+    ]
+    _summarize(results)
+    table = markdown(results)
+    assert "| ours-1 | 70 req/s (0.70x work ceiling; rounds 0.60 to 0.90) |" in table
+    assert "| grpc-work-1 | 100 req/s (1.00x work ceiling) |" in table
+    assert f"ranged {WORKLOADS[0].name} 200 to 300 req/s (1.50x)." in table

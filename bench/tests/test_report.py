@@ -73,7 +73,7 @@ def full_run() -> dict[str, ServerResult]:
     }
 
 
-def build(results: dict[str, ServerResult], load: float = 0.2) -> Report:
+def build(results: dict[str, ServerResult], load: float = 0.2, steal: float = 0.001) -> Report:
     run = {
         "finished": "2026-11-30T10:00:00+00:00",
         "command": "python -m bench.run --long --peers",
@@ -89,6 +89,7 @@ def build(results: dict[str, ServerResult], load: float = 0.2) -> Report:
         "commit": "abc1234",
         "load_average_start": [load, load, load],
         "load_average": [2.0, 1.5, 1.0],
+        "cpu_steal_share": steal,
     }
     return Report.build(run, machine, results)
 
@@ -176,9 +177,21 @@ def test_without_any_peer_the_peer_targets_are_not_measured() -> None:
     assert all(t.met is None and "no peer measured" in t.inputs for t in peer_targets)
 
 
-@pytest.mark.parametrize(("load", "verdict"), [(0.3, "yes"), (2.5, "**no")])
-def test_the_report_says_whether_the_machine_was_quiet(load: float, verdict: str) -> None:
-    assert f"Quiet machine: {verdict}" in build(full_run(), load=load).to_markdown()
+@pytest.mark.parametrize(
+    ("load", "steal", "verdict"),
+    [
+        (0.3, 0.001, "yes"),
+        (2.5, 0.001, "**no"),
+        # Quiet at the start, but the hypervisor ran other guests on our cores meanwhile.
+        (0.3, 0.05, "**no"),
+    ],
+)
+def test_the_report_says_whether_the_machine_was_quiet(
+    load: float, steal: float, verdict: str
+) -> None:
+    text = build(full_run(), load=load, steal=steal).to_markdown()
+    assert f"Quiet machine: {verdict}" in text
+    assert f"CPU steal {steal:.1%} of the run's CPU time" in text
 
 
 def test_the_markdown_lists_every_target_and_skips_what_does_not_apply() -> None:
