@@ -372,10 +372,14 @@ def _drift(results: Sequence[GrpcResult]) -> str | None:
         measured = [rate for rate in constant.rounds.get(workload.key, []) if rate]
         if len(measured) > 1:
             low, high = min(measured), max(measured)
-            spans.append(f"{workload.name} {low:,.0f} to {high:,.0f} req/s ({high / low:.2f}x)")
+            spans.append(f"{low:,.0f} to {high:,.0f} req/s ({high / low:.2f}x) at {workload.name}")
     if not spans:
         return None
-    return f"Drift: the constant ceiling, the same work in every round, ranged {'; '.join(spans)}."
+    return (
+        "Drift: the constant ceiling does the same work in every round; its rate ranged from "
+        + ", and from ".join(spans)
+        + "."
+    )
 
 
 def to_json(results: Sequence[GrpcResult]) -> list[dict[str, Any]]:

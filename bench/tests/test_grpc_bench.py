@@ -62,4 +62,4 @@ def test_the_table_shows_how_far_the_rounds_ratios_spread_and_the_machines_drift
     table = markdown(results)
     assert "| ours-1 | 70 req/s (0.70x work ceiling; rounds 0.60 to 0.90) |" in table
     assert "| grpc-work-1 | 100 req/s (1.00x work ceiling) |" in table
-    assert f"ranged {WORKLOADS[0].name} 200 to 300 req/s (1.50x)." in table
+    assert f"ranged from 200 to 300 req/s (1.50x) at {WORKLOADS[0].name}." in table
