@@ -355,7 +355,7 @@ def _ratio_shown(result: GrpcResult, key: str) -> str:
     ratio = result.work_ratios.get(key)
     if ratio is None:
         return ""
-    low, high = result.ratio_ranges.get(key, (ratio, ratio))
+    low, high = result.ratio_ranges[key]  # set with the ratio, by _summarize
     spread = f"; rounds {low:.2f} to {high:.2f}" if high - low >= 0.005 else ""
     return f" ({ratio:.2f}x work ceiling{spread})"
 

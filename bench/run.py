@@ -265,7 +265,8 @@ def steal_share(start: Sequence[int], end: Sequence[int]) -> float:
     """The share of the machine's CPU time between two readings that the hypervisor gave to
     other guests (steal): their work, not ours, on our cores."""
     spent = [after - before for before, after in zip(start, end, strict=True)]
-    return spent[STEAL] / sum(spent) if sum(spent) else 0.0
+    total = sum(spent)
+    return spent[STEAL] / total if total else 0.0
 
 
 def build_parser() -> argparse.ArgumentParser:
